@@ -1,0 +1,903 @@
+//! The heap: segments of boundary-tagged blocks, free lists, and large chunks, over one [`Source`].
+//!
+//! # Layout
+//! Memory from the source's break is organised in *segments*. A segment starts with a small
+//! [`Segment`] record, then blocks back to back, then an *epilogue*: a fencepost tag of size 0 with
+//! `USED | FENCE`, so no block ever coalesces past the end. The first block of a segment has
+//! `PREV_USED` set, so none coalesces past the start. Growing the break extends the last segment
+//! when the new memory is contiguous with it (the old epilogue becomes part of a block) and starts a
+//! new segment otherwise (someone else moved the break). When the break cannot grow, a segment is
+//! mapped instead. Requests at or above [`Config::mmap_threshold`] are large chunks (`crate::large`).
+//!
+//! # Invariants
+//! The heap walker ([`Heap::check`]) checks each by its number:
+//!
+//! 1. Every header, every free block's footer and every epilogue carries a valid check.
+//! 2. Every block is at least `MIN_BLOCK` bytes, a multiple of 16, starts 8 modulo 16 (so payloads
+//!    are 16-aligned) and lies inside its segment; the blocks tile the segment exactly up to its
+//!    epilogue.
+//! 3. No two free blocks are adjacent (free coalesces with both neighbours).
+//! 4. Each block's `PREV_USED` bit tells truly whether the block before it is allocated; the first
+//!    block of a segment has it set.
+//! 5. Every free block's footer equals its header.
+//! 6. Every free block is linked, with consistent `next`/`prev` links, in the bin of its size; every
+//!    bin holds exactly its free blocks; the bitmap marks exactly the non-empty bins.
+//! 7. Every large chunk in the registry has a valid `USED | MAPPED` header and a page-aligned mapping.
+//! 8. The statistics agree with the heap: live blocks and bytes, segments, large chunks, and bytes
+//!    held from the break.
+//! 9. Memory past the fresh frontier of the newest segment reads as zero (what lets `calloc` skip
+//!    clearing memory fresh from the OS).
+
+use crate::binning::{self, bin_of, is_exact, Bins};
+use crate::block::{self, footer_before, header, payload, set_footer, set_header};
+use crate::error::{Call, Error, Misuse, MisuseKind};
+use crate::large::Registry;
+use crate::os::PAGE;
+use crate::source::{align_up, Source};
+use crate::stats::Stats;
+use crate::tag::{block_size, Tag, ALIGN, FENCE, MAPPED, MAX_SIZE, MIN_BLOCK, PREV_USED, USED};
+use core::ptr;
+
+/// Tunables, glibc's defaults in [`Config::DEFAULT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Requests of at least this many bytes are mapped on their own.
+    pub mmap_threshold: usize,
+    /// Free space at the end of the last segment beyond this is given back to the break.
+    pub trim_threshold: usize,
+    /// Extra bytes asked for whenever the break grows, and kept when trimming.
+    pub top_pad: usize,
+}
+
+impl Config {
+    /// 128 KiB for each, as glibc.
+    pub const DEFAULT: Config = Config {
+        mmap_threshold: 128 << 10,
+        trim_threshold: 128 << 10,
+        top_pad: 128 << 10,
+    };
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::DEFAULT
+    }
+}
+
+/// The record at the start of every segment.
+#[repr(C)]
+pub(crate) struct Segment {
+    /// The next older segment, or null.
+    pub next: *mut Segment,
+    /// One past the segment's last byte (its epilogue ends there).
+    pub end: usize,
+    /// Whether the segment was mapped (a fallback when the break could not grow).
+    pub mapped: bool,
+}
+
+/// Bytes from a segment's start to its first block's header (keeps payloads 16-aligned).
+pub(crate) const SEG_HEAD: usize = 40;
+/// The smallest useful segment: record, one minimum block, epilogue.
+const SEG_MIN: usize = SEG_HEAD + MIN_BLOCK + 8;
+
+/// The largest request glibc accepts.
+pub(crate) const PTRDIFF_MAX: usize = isize::MAX as usize;
+
+/// A pointer handed to `free`, `realloc` or `malloc_usable_size`, found to be one of ours.
+pub(crate) enum Found {
+    /// A block in a segment.
+    Block(*mut u8, Tag),
+    /// A large chunk: its header and tag.
+    Chunk(*mut u8, Tag),
+}
+
+/// A boundary-tag heap over a memory source.
+///
+/// All methods take `&mut self`: a heap is single-threaded; [`TagAlloc`](crate::TagAlloc) and the
+/// preload library wrap one in a lock.
+pub struct Heap<S: Source> {
+    pub(crate) source: S,
+    pub(crate) config: Config,
+    pub(crate) bins: Bins,
+    pub(crate) segments: *mut Segment,
+    /// The break segment the break was last left at: the one growth may extend and trim shrinks.
+    pub(crate) top: *mut Segment,
+    /// The newest segment, whose memory past `fresh + 32` (but its last 16 bytes) reads as zero.
+    pub(crate) fresh_seg: *mut Segment,
+    pub(crate) fresh: usize,
+    pub(crate) large: Registry,
+    pub(crate) stats: Stats,
+}
+
+// SAFETY: the heap owns all memory its pointers refer to; moving it to another thread moves that
+// ownership, and the source moves with it.
+unsafe impl<S: Source + Send> Send for Heap<S> {}
+
+#[inline]
+fn misuse(call: Call, kind: MisuseKind, addr: *mut u8) -> Error {
+    Error::Misuse(Misuse {
+        call,
+        kind,
+        addr: addr as usize,
+    })
+}
+
+#[inline]
+fn corrupt(call: Call, addr: *mut u8) -> Error {
+    misuse(call, MisuseKind::CorruptTag, addr)
+}
+
+impl<S: Source> Heap<S> {
+    /// An empty heap with glibc's default thresholds.
+    pub const fn new(source: S) -> Heap<S> {
+        Heap::with_config(source, Config::DEFAULT)
+    }
+
+    /// An empty heap with the given thresholds.
+    pub const fn with_config(source: S, config: Config) -> Heap<S> {
+        Heap {
+            source,
+            config,
+            bins: Bins::new(),
+            segments: ptr::null_mut(),
+            top: ptr::null_mut(),
+            fresh_seg: ptr::null_mut(),
+            fresh: 0,
+            large: Registry::new(),
+            stats: Stats::ZERO,
+        }
+    }
+
+    /// The memory source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The memory source, to steer it (fault injection with [`Sim`](crate::source::Sim)).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// The thresholds in force.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// A copy of the statistics.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Allocation.
+
+    /// Allocates `n` payload bytes (the caller has checked `n <= PTRDIFF_MAX`), from a segment below
+    /// the mmap threshold and as a large chunk at or above it. Returns the payload.
+    pub(crate) fn alloc(&mut self, n: usize) -> Result<*mut u8, Error> {
+        if n >= self.config.mmap_threshold {
+            return self.map_chunk(n, ALIGN);
+        }
+        let need = block_size(n).ok_or(Error::OutOfMemory)?;
+        let b = self.take(need)?;
+        // SAFETY: `take` returned a free block of at least `need` bytes, unlinked.
+        unsafe { self.place(b, need)? };
+        Ok(payload(b))
+    }
+
+    /// Allocates `n` bytes aligned to `align` (a power of two above 16). Returns the payload.
+    pub(crate) fn alloc_aligned(&mut self, align: usize, n: usize) -> Result<*mut u8, Error> {
+        if n >= self.config.mmap_threshold {
+            return self.map_chunk(n, align);
+        }
+        let need = block_size(n).ok_or(Error::OutOfMemory)?;
+        let total = need
+            .checked_add(align)
+            .and_then(|t| t.checked_add(MIN_BLOCK))
+            .filter(|&t| t <= MAX_SIZE)
+            .ok_or(Error::OutOfMemory)?;
+        let mut b = self.take(total)?;
+        let p = payload(b) as usize;
+        let mut gap = align_up(p, align).ok_or(Error::OutOfMemory)? - p;
+        if gap != 0 && gap < MIN_BLOCK {
+            gap += align;
+        }
+        if gap != 0 {
+            // SAFETY: b is an unlinked free block of at least `total` bytes, so the leading gap and
+            // the rest (at least `need + 16` bytes, see the module docs) both lie inside it.
+            unsafe {
+                let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
+                let lead = Tag::new(gap, t.has(PREV_USED) as u64 * PREV_USED);
+                set_header(b, lead);
+                set_footer(b, lead);
+                self.bins.insert(b, gap);
+                b = b.add(gap);
+                set_header(b, Tag::new(t.size() - gap, 0));
+            }
+        }
+        // SAFETY: b is now a block of at least `need` bytes that is in no list.
+        unsafe { self.place(b, need)? };
+        Ok(payload(b))
+    }
+
+    /// A free block of at least `need` bytes, unlinked from its bin; grows the heap if none is free.
+    fn take(&mut self, need: usize) -> Result<*mut u8, Error> {
+        for _ in 0..3 {
+            if let Some(b) = self.find(need)? {
+                return Ok(b);
+            }
+            self.grow(need)?;
+        }
+        Err(Error::OutOfMemory)
+    }
+
+    /// The tag of a block met on a free list, checked to be a free block.
+    fn free_tag(&self, b: *mut u8) -> Result<Tag, Error> {
+        // SAFETY: blocks on the free lists lie inside our segments.
+        let t = unsafe { header(b) }.ok_or_else(|| corrupt(Call::Malloc, b))?;
+        if t.has(USED) || t.has(FENCE) || t.has(MAPPED) || t.size() < MIN_BLOCK {
+            return Err(corrupt(Call::Malloc, b));
+        }
+        Ok(t)
+    }
+
+    fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
+        // SAFETY: b is a free block of `size` bytes (checked by the caller's tag check).
+        if unsafe { self.bins.remove(b, size) } {
+            Ok(())
+        } else {
+            Err(corrupt(call, b))
+        }
+    }
+
+    /// Finds and unlinks a free block of at least `need` bytes: exact bins take their head; in a
+    /// ranged bin the best fit among its first 32 blocks; failing that, the head of the first
+    /// non-empty bin above, every block of which is large enough.
+    fn find(&mut self, need: usize) -> Result<Option<*mut u8>, Error> {
+        let bin = bin_of(need);
+        let mut from = bin;
+        if !is_exact(bin) {
+            let mut best = ptr::null_mut();
+            let mut best_size = usize::MAX;
+            let mut b = self.bins.head(bin);
+            let mut seen = 0;
+            while !b.is_null() && seen < 32 {
+                let s = self.free_tag(b)?.size();
+                if s >= need && s < best_size {
+                    best = b;
+                    best_size = s;
+                    if s == need {
+                        break;
+                    }
+                }
+                // SAFETY: b is a checked free block.
+                b = unsafe { binning::next(b) };
+                seen += 1;
+            }
+            if !best.is_null() {
+                self.unlink(best, best_size, Call::Malloc)?;
+                return Ok(Some(best));
+            }
+            from = bin + 1;
+        }
+        let Some(i) = self.bins.nonempty_from(from.min(binning::NBINS - 1)) else {
+            return Ok(None);
+        };
+        if i < from {
+            return Ok(None);
+        }
+        let b = self.bins.head(i);
+        let s = self.free_tag(b)?.size();
+        if s < need {
+            return Ok(None);
+        }
+        self.unlink(b, s, Call::Malloc)?;
+        Ok(Some(b))
+    }
+
+    /// Marks block `b` allocated with `need` bytes, splitting off the rest as a free block when it
+    /// is at least `MIN_BLOCK`.
+    ///
+    /// # Safety
+    /// `b` must be a block of the heap, at least `need` bytes, in no free list, whose header holds its
+    /// size and `PREV_USED` bit (its `USED` bit is ignored).
+    unsafe fn place(&mut self, b: *mut u8, need: usize) -> Result<(), Error> {
+        // SAFETY: b is a block of the heap (contract), so its header, the block after it and a
+        // split point inside it are all inside its segment.
+        unsafe {
+            let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
+            let s = t.size();
+            let pu = t.has(PREV_USED) as u64 * PREV_USED;
+            let used = if s - need >= MIN_BLOCK {
+                set_header(b, Tag::new(need, USED | pu));
+                let r = b.add(need);
+                let rt = Tag::new(s - need, PREV_USED);
+                set_header(r, rt);
+                set_footer(r, rt);
+                self.bins.insert(r, s - need);
+                need
+            } else {
+                let next = b.add(s);
+                let nt = header(next).ok_or_else(|| corrupt(Call::Malloc, next))?;
+                set_header(next, nt.with(PREV_USED, true));
+                set_header(b, Tag::new(s, USED | pu));
+                s
+            };
+            self.stats.add_live(used - 8);
+            self.touch(b, used);
+        }
+        Ok(())
+    }
+
+    /// Moves the fresh frontier past a block that was just handed out.
+    #[inline]
+    fn touch(&mut self, b: *mut u8, size: usize) {
+        let end = b as usize + size;
+        let seg = self.fresh_seg as usize;
+        if end > self.fresh && (b as usize) > seg && !self.fresh_seg.is_null() {
+            // SAFETY: fresh_seg is a live segment record.
+            if b as usize <= unsafe { (*self.fresh_seg).end } {
+                self.fresh = end;
+            }
+        }
+    }
+
+    /// Adds at least `need` bytes of free memory: extends the top segment when the break grows
+    /// contiguously, starts a new segment when it does not, maps a segment when it cannot grow.
+    fn grow(&mut self, need: usize) -> Result<(), Error> {
+        let want = need
+            .checked_add(SEG_MIN + 16)
+            .and_then(|w| w.checked_add(self.config.top_pad))
+            .ok_or(Error::OutOfMemory)?;
+        if let Some(region) = self.source.grow(want) {
+            self.stats.add_brk(region.len);
+            let start = region.start.as_ptr();
+            // SAFETY: top, if set, is a live segment record.
+            if !self.top.is_null() && unsafe { (*self.top).end } == start as usize {
+                // SAFETY: the region is fresh memory right after the top segment.
+                return unsafe { self.extend(self.top, region.len) };
+            }
+            if region.len < SEG_MIN {
+                return Err(Error::OutOfMemory);
+            }
+            // SAFETY: the region is fresh memory from the source, owned by us from now on.
+            self.top = unsafe { self.new_segment(start, region.len, false) };
+            return Ok(());
+        }
+        let len = align_up(want, PAGE).ok_or(Error::OutOfMemory)?;
+        let p = self.source.map(len).ok_or(Error::OutOfMemory)?;
+        self.stats.brk_fallbacks += 1;
+        self.stats.add_mmap(len);
+        // SAFETY: a fresh mapping, owned by us from now on.
+        unsafe { self.new_segment(p.as_ptr(), len, true) };
+        Ok(())
+    }
+
+    /// Makes `[start, start + len)` a new segment holding one free block.
+    ///
+    /// # Safety
+    /// The memory must be fresh (zeroed) memory from the source that nothing else uses, 16-aligned,
+    /// `len >= SEG_MIN` and a multiple of 16.
+    unsafe fn new_segment(&mut self, start: *mut u8, len: usize, mapped: bool) -> *mut Segment {
+        let seg = start.cast::<Segment>();
+        // SAFETY: the memory is ours and large enough for the record, a block and the epilogue.
+        unsafe {
+            seg.write(Segment {
+                next: self.segments,
+                end: start as usize + len,
+                mapped,
+            });
+            let b = start.add(SEG_HEAD);
+            let t = Tag::new(len - SEG_HEAD - 8, PREV_USED);
+            set_header(b, t);
+            set_footer(b, t);
+            set_header(start.add(len - 8), Tag::new(0, USED | FENCE));
+            self.bins.insert(b, t.size());
+            self.fresh = b as usize;
+        }
+        self.segments = seg;
+        self.fresh_seg = seg;
+        self.stats.segments += 1;
+        seg
+    }
+
+    /// Extends segment `seg` by `len` bytes of fresh memory that start at its end.
+    ///
+    /// # Safety
+    /// `[seg.end, seg.end + len)` must be fresh memory from the source that nothing else uses.
+    unsafe fn extend(&mut self, seg: *mut Segment, len: usize) -> Result<(), Error> {
+        // SAFETY: seg is a live segment; its epilogue and the block before it are inside it, and the
+        // new memory follows it (contract).
+        unsafe {
+            let old_end = (*seg).end;
+            let epi = (old_end - 8) as *mut u8;
+            let et = header(epi)
+                .filter(|t| t.has(FENCE))
+                .ok_or_else(|| corrupt(Call::Malloc, epi))?;
+            let mut b = epi;
+            let mut size = len;
+            let mut pu = et.has(PREV_USED);
+            if !pu {
+                let pt = self.free_before(epi, Call::Malloc)?;
+                b = epi.sub(pt.size());
+                self.unlink(b, pt.size(), Call::Malloc)?;
+                size += pt.size();
+                pu = pt.has(PREV_USED);
+                // The old footer and epilogue are now inside a free block: clear them so memory
+                // past the fresh frontier stays zero (invariant 9).
+                epi.sub(8).cast::<u64>().write(0);
+                epi.cast::<u64>().write(0);
+            }
+            let t = Tag::new(size, pu as u64 * PREV_USED);
+            set_header(b, t);
+            set_footer(b, t);
+            (*seg).end = old_end + len;
+            set_header((old_end + len - 8) as *mut u8, Tag::new(0, USED | FENCE));
+            self.bins.insert(b, size);
+        }
+        Ok(())
+    }
+
+    /// The tag of the free block that ends just before block `b`, checked through both its footer
+    /// and its header.
+    ///
+    /// # Safety
+    /// `b` must be a block or epilogue of the heap whose `PREV_USED` bit is clear.
+    unsafe fn free_before(&self, b: *mut u8, call: Call) -> Result<Tag, Error> {
+        // SAFETY: a clear PREV_USED bit means a free block, with its footer, ends just before b.
+        unsafe {
+            let ft = footer_before(b).ok_or_else(|| corrupt(call, b.sub(8)))?;
+            let s = ft.size();
+            if s < MIN_BLOCK || s % 16 != 0 {
+                return Err(corrupt(call, b.sub(8)));
+            }
+            let p = b.sub(s);
+            let pt = header(p).ok_or_else(|| corrupt(call, p))?;
+            if pt.size() != s || pt.has(USED) || pt.has(FENCE) {
+                return Err(corrupt(call, p));
+            }
+            Ok(pt)
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Large chunks.
+
+    /// Maps a large chunk for `n` payload bytes aligned to `align`.
+    fn map_chunk(&mut self, n: usize, align: usize) -> Result<*mut u8, Error> {
+        let slack = if align > ALIGN { align } else { 0 };
+        let len = n
+            .checked_add(16 + slack)
+            .and_then(|l| align_up(l, PAGE))
+            .filter(|&l| l <= MAX_SIZE)
+            .ok_or(Error::OutOfMemory)?;
+        let mut delta = 0;
+        if !self.large.reserve_one(&mut self.source, &mut delta) {
+            return Err(Error::OutOfMemory);
+        }
+        self.note_table(delta);
+        let m = self.source.map(len).ok_or(Error::OutOfMemory)?.as_ptr();
+        let p = align_up(m as usize + 16, align).ok_or(Error::OutOfMemory)?;
+        let h = (p - 8) as *mut u8;
+        let lead = h as usize - m as usize;
+        let t = Tag::new(len - lead, USED | MAPPED);
+        // SAFETY: the lead word and header lie inside the fresh mapping (p + n <= m + len).
+        unsafe {
+            h.sub(8).cast::<usize>().write(lead);
+            set_header(h, t);
+        }
+        self.large.insert_unchecked(p);
+        self.stats.add_mmap(len);
+        self.stats.mapped_chunks += 1;
+        self.stats.add_live(t.size() - 8);
+        Ok(p as *mut u8)
+    }
+
+    fn note_table(&mut self, delta: isize) {
+        if delta > 0 {
+            self.stats.add_mmap(delta as usize);
+        } else {
+            self.stats.mmap_bytes -= delta.unsigned_abs();
+        }
+    }
+
+    /// The mapping `(start, len)` of the large chunk with header `h` and tag `t`.
+    ///
+    /// # Safety
+    /// `h` must be the header of a registered large chunk.
+    unsafe fn chunk_mapping(
+        &self,
+        h: *mut u8,
+        t: Tag,
+        call: Call,
+    ) -> Result<(*mut u8, usize), Error> {
+        // SAFETY: a registered chunk has its lead word just before its header.
+        let lead = unsafe { h.sub(8).cast::<usize>().read() };
+        let m = (h as usize).wrapping_sub(lead);
+        if lead < 8 || lead >= t.size() || m % PAGE != 0 || (lead + t.size()) % PAGE != 0 {
+            return Err(corrupt(call, h));
+        }
+        Ok((m as *mut u8, lead + t.size()))
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Finding and freeing.
+
+    /// Finds the block or chunk whose payload is `p`, or says what is wrong with `p`.
+    pub(crate) fn locate(&self, p: *mut u8, call: Call) -> Result<Found, Error> {
+        let a = p as usize;
+        if a % ALIGN != 0 {
+            return Err(misuse(call, MisuseKind::InvalidPointer, p));
+        }
+        let mut seg = self.segments;
+        while !seg.is_null() {
+            // SAFETY: seg is a live segment record.
+            let (start, end, next) = unsafe { (seg as usize, (*seg).end, (*seg).next) };
+            if a > start + SEG_HEAD && a < end {
+                return self.locate_in(seg, p, call);
+            }
+            seg = next;
+        }
+        if self.large.contains(a) {
+            let h = block::of_payload(p);
+            // SAFETY: registered payloads have their header just before them.
+            let t = unsafe { header(h) }.ok_or_else(|| corrupt(call, h))?;
+            if !t.has(USED | MAPPED) {
+                return Err(corrupt(call, h));
+            }
+            return Ok(Found::Chunk(h, t));
+        }
+        Err(misuse(call, MisuseKind::InvalidPointer, p))
+    }
+
+    fn locate_in(&self, seg: *mut Segment, p: *mut u8, call: Call) -> Result<Found, Error> {
+        let b = block::of_payload(p);
+        // SAFETY: p lies inside the segment past its record, so b is readable.
+        match unsafe { header(b) } {
+            None => Err(self.diagnose(seg, p, call)),
+            Some(t) if t.has(FENCE) || t.has(MAPPED) => {
+                Err(misuse(call, MisuseKind::InvalidPointer, p))
+            }
+            Some(t) if !t.has(USED) => Err(misuse(call, MisuseKind::DoubleFree, p)),
+            Some(t) => {
+                // SAFETY: seg is a live segment record.
+                let end = unsafe { (*seg).end };
+                if t.size() < MIN_BLOCK || b as usize + t.size() > end - 8 {
+                    return Err(corrupt(call, b));
+                }
+                Ok(Found::Block(b, t))
+            }
+        }
+    }
+
+    /// Why `p`, inside segment `seg`, has no valid header: walks the segment (slow, but only on
+    /// the way to reporting an error) to tell a block whose tag was overwritten from a pointer that
+    /// was never a block.
+    #[cold]
+    fn diagnose(&self, seg: *mut Segment, p: *mut u8, call: Call) -> Error {
+        let b = block::of_payload(p) as usize;
+        // SAFETY: walking the live segment from its first block, stopping at the first bad tag.
+        unsafe {
+            let end = (*seg).end - 8;
+            let mut cur = seg as usize + SEG_HEAD;
+            while cur < b && cur < end {
+                match header(cur as *mut u8) {
+                    Some(t) if t.size() >= MIN_BLOCK && !t.has(FENCE) => cur += t.size(),
+                    _ => return corrupt(call, cur as *mut u8),
+                }
+            }
+            if cur == b {
+                corrupt(call, b as *mut u8)
+            } else {
+                misuse(call, MisuseKind::InvalidPointer, p)
+            }
+        }
+    }
+
+    /// Frees what [`locate`](Heap::locate) found.
+    pub(crate) fn release(&mut self, found: Found, call: Call) -> Result<(), Error> {
+        match found {
+            Found::Block(b, t) => {
+                // SAFETY: locate checked b is an allocated block of a segment.
+                unsafe { self.free_block(b, t, call) }
+            }
+            Found::Chunk(h, t) => {
+                // SAFETY: locate checked h is a registered chunk.
+                let (m, len) = unsafe { self.chunk_mapping(h, t, call)? };
+                self.large.remove(payload(h) as usize);
+                self.stats.sub_live(t.size() - 8);
+                self.stats.mapped_chunks -= 1;
+                self.stats.mmap_bytes -= len;
+                // SAFETY: the whole mapping was ours and is unused now.
+                unsafe { self.source.unmap(m, len) };
+                Ok(())
+            }
+        }
+    }
+
+    /// Frees allocated block `b`, coalescing with free neighbours, trimming the top.
+    ///
+    /// # Safety
+    /// `b` must be an allocated block of a segment, with tag `t`.
+    unsafe fn free_block(&mut self, b: *mut u8, t: Tag, call: Call) -> Result<(), Error> {
+        let size = t.size();
+        // SAFETY: b is an allocated block (contract): the block after it, and (when PREV_USED is
+        // clear) the free block before it, are inside the same segment.
+        unsafe {
+            let next = b.add(size);
+            let nt = header(next).ok_or_else(|| corrupt(call, next))?;
+            if !nt.has(PREV_USED) {
+                return Err(corrupt(call, next));
+            }
+            let mut start = b;
+            let mut total = size;
+            let mut pu = t.has(PREV_USED);
+            let mut prev = None;
+            if !pu {
+                let pt = self.free_before(b, call)?;
+                prev = Some(pt);
+                start = b.sub(pt.size());
+                total += pt.size();
+                pu = pt.has(PREV_USED);
+            }
+            let next_free = !nt.has(USED) && !nt.has(FENCE);
+            if next_free && nt.size() < MIN_BLOCK {
+                return Err(corrupt(call, next));
+            }
+            // All checks passed: change the heap.
+            if let Some(pt) = prev {
+                self.unlink(start, pt.size(), call)?;
+            }
+            if next_free {
+                self.unlink(next, nt.size(), call)?;
+                total += nt.size();
+            } else {
+                set_header(next, nt.with(PREV_USED, false));
+            }
+            // Leave b's own header marked free, so a second free of it is caught as one.
+            set_header(b, t.with(USED, false));
+            self.stats.sub_live(size - 8);
+            let end = start as usize + total + 8;
+            if !self.top.is_null() && end == (*self.top).end && total >= self.config.trim_threshold
+            {
+                total = self.trim(total);
+            }
+            let mt = Tag::new(total, pu as u64 * PREV_USED);
+            set_header(start, mt);
+            set_footer(start, mt);
+            self.bins.insert(start, total);
+        }
+        Ok(())
+    }
+
+    /// Gives back to the break the free space past `top_pad` of the top segment's last block, free,
+    /// unlinked and `total` bytes long. Returns the block's new size; the caller rewrites its tags.
+    ///
+    /// # Safety
+    /// As described: the top segment's last block is free, unlinked and `total` bytes long.
+    unsafe fn trim(&mut self, total: usize) -> usize {
+        let keep = MIN_BLOCK + self.config.top_pad;
+        let release = total.saturating_sub(keep) & !(PAGE - 1);
+        if release == 0 {
+            return total;
+        }
+        // SAFETY: top is a live segment record.
+        let end = unsafe { (*self.top).end };
+        if !self.source.break_is_at(end) {
+            return total;
+        }
+        // SAFETY: the released tail is part of free block b, which nothing uses.
+        if !unsafe { self.source.shrink(end as *mut u8, release) } {
+            return total;
+        }
+        let new_end = end - release;
+        // SAFETY: the top segment now ends at new_end; its epilogue goes in its last word, after b.
+        unsafe {
+            (*self.top).end = new_end;
+            set_header((new_end - 8) as *mut u8, Tag::new(0, USED | FENCE));
+        }
+        self.stats.brk_bytes -= release;
+        self.stats.trims += 1;
+        total - release
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Resizing.
+
+    /// Resizes the block or chunk `found` (payload `p`) to `n` bytes (`0 < n <= PTRDIFF_MAX`).
+    pub(crate) fn resize(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
+        match found {
+            Found::Block(b, t) if n < self.config.mmap_threshold => {
+                let need = block_size(n).ok_or(Error::OutOfMemory)?;
+                // SAFETY: locate checked b is an allocated block with tag t.
+                unsafe { self.resize_in_place(b, t, need) }?
+                    .map_or_else(|| self.move_to(p, found, n), Ok)
+            }
+            Found::Chunk(h, t) if n >= self.config.mmap_threshold => self.remap_chunk(p, h, t, n),
+            _ => self.move_to(p, found, n),
+        }
+    }
+
+    /// Allocates `n` bytes elsewhere, copies, frees the old block. On failure the old block stays.
+    fn move_to(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
+        let old_usable = match found {
+            Found::Block(_, t) | Found::Chunk(_, t) => t.size() - 8,
+        };
+        let q = self.alloc(n)?;
+        // SAFETY: both payloads are live, distinct, and at least this long.
+        unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
+        self.release(found, Call::Realloc)?;
+        Ok(q)
+    }
+
+    /// Shrinks block `b` to `need` bytes, or grows it into a free next block; `None` when neither
+    /// fits.
+    ///
+    /// # Safety
+    /// `b` is an allocated block of a segment with tag `t`.
+    unsafe fn resize_in_place(
+        &mut self,
+        b: *mut u8,
+        t: Tag,
+        need: usize,
+    ) -> Result<Option<*mut u8>, Error> {
+        let s = t.size();
+        let pu = t.has(PREV_USED) as u64 * PREV_USED;
+        // SAFETY: b is allocated (contract); the block after it is inside the segment.
+        unsafe {
+            let next = b.add(s);
+            let nt = header(next).ok_or_else(|| corrupt(Call::Realloc, next))?;
+            let next_free = !nt.has(USED) && !nt.has(FENCE);
+            let avail = if next_free { s + nt.size() } else { s };
+            if avail < need {
+                return Ok(None);
+            }
+            if next_free {
+                self.unlink(next, nt.size(), Call::Realloc)?;
+            }
+            let after = b.add(avail);
+            let rest = avail - need;
+            let used = if rest >= MIN_BLOCK {
+                set_header(b, Tag::new(need, USED | pu));
+                let r = b.add(need);
+                let rt = Tag::new(rest, PREV_USED);
+                set_header(r, rt);
+                set_footer(r, rt);
+                if !next_free {
+                    set_header(next, nt.with(PREV_USED, false));
+                }
+                self.bins.insert(r, rest);
+                need
+            } else {
+                set_header(b, Tag::new(avail, USED | pu));
+                if next_free {
+                    let at = header(after).ok_or_else(|| corrupt(Call::Realloc, after))?;
+                    set_header(after, at.with(PREV_USED, true));
+                }
+                avail
+            };
+            self.stats.live_bytes = self.stats.live_bytes + used - s;
+            self.stats.peak_live_bytes = self.stats.peak_live_bytes.max(self.stats.live_bytes);
+            self.touch(b, used);
+            Ok(Some(payload(b)))
+        }
+    }
+
+    /// Resizes a large chunk with `mremap` (only for chunks with the plain 16-byte alignment).
+    fn remap_chunk(&mut self, p: *mut u8, h: *mut u8, t: Tag, n: usize) -> Result<*mut u8, Error> {
+        // SAFETY: locate checked h is a registered chunk.
+        let (m, len) = unsafe { self.chunk_mapping(h, t, Call::Realloc)? };
+        if m as usize + 16 != p as usize {
+            return self.move_to(p, Found::Chunk(h, t), n);
+        }
+        let new_len = n
+            .checked_add(16)
+            .and_then(|l| align_up(l, PAGE))
+            .filter(|&l| l <= MAX_SIZE)
+            .ok_or(Error::OutOfMemory)?;
+        if new_len == len {
+            return Ok(p);
+        }
+        // SAFETY: (m, len) is exactly the chunk's mapping.
+        let nm = unsafe { self.source.remap(m, len, new_len) }
+            .ok_or(Error::OutOfMemory)?
+            .as_ptr();
+        self.large.remove(p as usize);
+        // Removing one entry always leaves room to insert one.
+        self.large.insert_unchecked(nm as usize + 16);
+        let nt = Tag::new(new_len - 8, USED | MAPPED);
+        // SAFETY: the new mapping starts with the lead word (copied) and then the header.
+        unsafe { set_header(nm.add(8), nt) };
+        self.stats.mmap_bytes -= len;
+        self.stats.add_mmap(new_len);
+        self.stats.live_bytes = self.stats.live_bytes + new_len - len;
+        self.stats.peak_live_bytes = self.stats.peak_live_bytes.max(self.stats.live_bytes);
+        // SAFETY: 16 bytes into the new mapping is its payload.
+        Ok(unsafe { nm.add(16) })
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // calloc support.
+
+    /// Where memory that reads as zero starts, before an allocation: (newest segment, address).
+    pub(crate) fn clean_frontier(&self) -> (*mut Segment, usize) {
+        (self.fresh_seg, self.fresh + 32)
+    }
+
+    /// Zeroes the first `n` bytes of block payload `p`, skipping what is known to read as zero
+    /// already given the frontier taken before it was allocated.
+    ///
+    /// # Safety
+    /// `p` must be the payload of an allocated segment block of at least `n` usable bytes.
+    pub(crate) unsafe fn zero_dirty(
+        &self,
+        p: *mut u8,
+        n: usize,
+        (seg, clean): (*mut Segment, usize),
+    ) {
+        let a = p as usize;
+        let e = a + n;
+        let mut zero_to = e;
+        if !seg.is_null() && seg == self.fresh_seg && a > seg as usize {
+            // SAFETY: seg is a live segment record.
+            let end = unsafe { (*seg).end };
+            if a < end {
+                // Invariant 9: past `clean` only the segment's last 16 bytes may be non-zero.
+                zero_to = clean.clamp(a, e);
+                let tail = end - 16;
+                if e > tail {
+                    let from = tail.max(zero_to);
+                    // SAFETY: [from, e) lies inside the payload.
+                    unsafe { ptr::write_bytes(from as *mut u8, 0, e - from) };
+                }
+            }
+        }
+        // SAFETY: [a, zero_to) lies inside the payload.
+        unsafe { ptr::write_bytes(p, 0, zero_to - a) };
+    }
+}
+
+impl<S: Source> Drop for Heap<S> {
+    fn drop(&mut self) {
+        // Give back what was mapped; the break belongs to the source, which drops it (or cannot).
+        let mut maps = [0usize; 64];
+        loop {
+            let mut k = 0;
+            self.large.for_each(|p| {
+                if k < maps.len() {
+                    maps[k] = p;
+                    k += 1;
+                }
+            });
+            if k == 0 {
+                break;
+            }
+            for &p in &maps[..k] {
+                let h = block::of_payload(p as *mut u8);
+                // SAFETY: registered chunks have valid headers unless the caller corrupted them,
+                // in which case the mapping is leaked rather than guessed.
+                if let Some(t) = unsafe { header(h) } {
+                    // SAFETY: a registered chunk.
+                    if let Ok((m, len)) = unsafe { self.chunk_mapping(h, t, Call::Free) } {
+                        // SAFETY: the chunk's whole mapping; the heap is going away.
+                        unsafe { self.source.unmap(m, len) };
+                    }
+                }
+                self.large.remove(p);
+            }
+        }
+        // SAFETY: the table was mapped from this source.
+        unsafe { self.large.release(&mut self.source) };
+        let mut seg = self.segments;
+        while !seg.is_null() {
+            // SAFETY: seg is a live segment record; a mapped one is unmapped as a whole.
+            unsafe {
+                let next = (*seg).next;
+                if (*seg).mapped {
+                    let len = (*seg).end - seg as usize;
+                    self.source.unmap(seg.cast(), len);
+                }
+                seg = next;
+            }
+        }
+    }
+}

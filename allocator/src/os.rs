@@ -1,0 +1,152 @@
+//! The operating system, behind one small interface.
+//!
+//! Everything tagalloc asks of the kernel goes through these few functions: moving the program break,
+//! mapping, unmapping and remapping anonymous memory, releasing pages, writing a line to stderr and
+//! aborting. None of them allocates, panics or formats; each states its preconditions. Memory sources
+//! (`crate::source`) build on these; the heap never calls them directly.
+
+use core::ptr::{self, NonNull};
+
+/// The page size. Linux on x86-64 uses 4 KiB base pages; the value is checked once by a unit test
+/// against `sysconf(_SC_PAGESIZE)` rather than queried on the allocation path.
+pub const PAGE: usize = 4096;
+
+/// Moves the program break by `increment` bytes and returns the old break, or `None` when the kernel
+/// refuses (the break stays where it was).
+///
+/// # Safety
+/// The caller must own the memory it releases with a negative increment, and must make sure no other
+/// thread moves the break at the same time (see `source::System`).
+pub unsafe fn sbrk(increment: isize) -> Option<NonNull<u8>> {
+    // SAFETY: sbrk has no memory-safety preconditions of its own; releasing memory someone else
+    // still uses is excluded by this function's contract.
+    let old = unsafe { libc::sbrk(increment) };
+    if old as isize == -1 {
+        None
+    } else {
+        NonNull::new(old.cast())
+    }
+}
+
+/// The current program break.
+pub fn current_break() -> usize {
+    // SAFETY: sbrk(0) only reads the break.
+    unsafe { libc::sbrk(0) as usize }
+}
+
+/// Maps `len` bytes (a multiple of [`PAGE`]) of fresh zeroed read-write anonymous memory.
+pub fn map(len: usize) -> Option<NonNull<u8>> {
+    map_with(len, libc::PROT_READ | libc::PROT_WRITE, 0)
+}
+
+/// Reserves `len` bytes of address space with no access and no commitment, to be opened piece by
+/// piece with [`commit`].
+pub fn reserve(len: usize) -> Option<NonNull<u8>> {
+    map_with(len, libc::PROT_NONE, libc::MAP_NORESERVE)
+}
+
+fn map_with(len: usize, prot: i32, extra: i32) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing cannot alias any
+    // existing Rust object.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+/// Makes `[addr, addr + len)` of a reservation readable and writable.
+///
+/// # Safety
+/// The range must lie inside a reservation made by [`reserve`] and owned by the caller.
+pub unsafe fn commit(addr: *mut u8, len: usize) -> bool {
+    // SAFETY: the range is the caller's own reservation (contract).
+    unsafe { libc::mprotect(addr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+}
+
+/// Gives the pages of `[addr, addr + len)` back to the kernel; they read as zero when next touched.
+///
+/// # Safety
+/// The range must be page aligned, mapped, owned by the caller and hold nothing still in use.
+pub unsafe fn release(addr: *mut u8, len: usize) {
+    // SAFETY: the caller owns the range and no longer needs its contents (contract).
+    unsafe {
+        libc::madvise(addr.cast(), len, libc::MADV_DONTNEED);
+    }
+}
+
+/// Unmaps `[addr, addr + len)`.
+///
+/// # Safety
+/// The range must have been mapped by [`map`] (or be part of such a mapping) and nothing may use it
+/// afterwards.
+pub unsafe fn unmap(addr: *mut u8, len: usize) {
+    // SAFETY: the caller gives up the mapping (contract).
+    unsafe {
+        libc::munmap(addr.cast(), len);
+    }
+}
+
+/// Resizes the mapping at `addr` from `old` to `new` bytes, moving it if needed.
+///
+/// # Safety
+/// `addr` and `old` must describe exactly a whole mapping made by [`map`] and owned by the caller.
+pub unsafe fn remap(addr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
+    // SAFETY: the caller owns the mapping; MREMAP_MAYMOVE keeps its contents.
+    let p = unsafe { libc::mremap(addr.cast(), old, new, libc::MREMAP_MAYMOVE) };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+/// Writes `bytes` to standard error with raw `write(2)` calls, retrying on short writes.
+pub fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: the buffer is a valid slice for its whole length.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Ends the process with `SIGABRT`, without unwinding or running any destructor.
+pub fn abort() -> ! {
+    // SAFETY: abort has no preconditions and does not return.
+    unsafe { libc::abort() }
+}
+
+/// Reads `errno`.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets `errno`.
+pub fn set_errno(value: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_size_matches_the_kernel() {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        assert_eq!(page as usize, super::PAGE);
+    }
+}

@@ -1,0 +1,117 @@
+//! A private break inside one `mmap` reservation.
+//!
+//! The reservation is address space only (`PROT_NONE`, `MAP_NORESERVE`); growing the break opens
+//! pages with `mprotect`, shrinking it gives pages back with `madvise(MADV_DONTNEED)`. Because it
+//! never calls `sbrk`, a heap over this source can live beside glibc's `malloc` in one process and
+//! can never race it for the real break. It is made lazily, on the first growth.
+
+use super::{align_up, Region, Source};
+use crate::os::{self, PAGE};
+use core::ptr::{self, NonNull};
+
+/// Address space reserved by default: 64 GiB.
+pub const DEFAULT_RESERVE: usize = 64 << 30;
+
+/// A private, `mmap`-reserved break and `mmap` for large chunks.
+#[derive(Debug)]
+pub struct Reserved {
+    base: *mut u8,
+    cap: usize,
+    brk: usize,
+    committed: usize,
+}
+
+// SAFETY: the reservation is owned by this value alone; moving it to another thread moves that
+// ownership with it.
+unsafe impl Send for Reserved {}
+
+impl Reserved {
+    /// A private break of [`DEFAULT_RESERVE`] bytes of address space.
+    pub const fn new() -> Reserved {
+        Reserved::with_capacity(DEFAULT_RESERVE)
+    }
+
+    /// A private break of `cap` bytes of address space (rounded up to a page).
+    pub const fn with_capacity(cap: usize) -> Reserved {
+        Reserved {
+            base: ptr::null_mut(),
+            cap: (cap + PAGE - 1) & !(PAGE - 1),
+            brk: 0,
+            committed: 0,
+        }
+    }
+}
+
+impl Default for Reserved {
+    fn default() -> Self {
+        Reserved::new()
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if !self.base.is_null() {
+            // SAFETY: the reservation is ours and the heap that used it is gone.
+            unsafe { os::unmap(self.base, self.cap) }
+        }
+    }
+}
+
+// SAFETY: pages are opened from a private reservation that nothing else uses; fresh pages and pages
+// given back with MADV_DONTNEED read as zero; ends are page aligned because the base is and every
+// growth rounds to a page.
+unsafe impl Source for Reserved {
+    fn grow(&mut self, len: usize) -> Option<Region> {
+        if self.base.is_null() {
+            self.base = os::reserve(self.cap)?.as_ptr();
+        }
+        let len = align_up(len, PAGE)?;
+        if len > self.cap - self.brk {
+            return None;
+        }
+        let new_brk = self.brk + len;
+        if new_brk > self.committed {
+            let upto = align_up(new_brk, 1 << 20).unwrap_or(self.cap).min(self.cap);
+            // SAFETY: [committed, upto) lies inside our reservation.
+            if !unsafe { os::commit(self.base.add(self.committed), upto - self.committed) } {
+                return None;
+            }
+            self.committed = upto;
+        }
+        // SAFETY: brk < cap, inside the reservation.
+        let start = unsafe { self.base.add(self.brk) };
+        self.brk = new_brk;
+        Some(Region {
+            start: NonNull::new(start)?,
+            len,
+        })
+    }
+
+    fn break_is_at(&self, end: usize) -> bool {
+        !self.base.is_null() && self.base as usize + self.brk == end
+    }
+
+    unsafe fn shrink(&mut self, end: *mut u8, len: usize) -> bool {
+        if !self.break_is_at(end as usize) || len > self.brk || len % PAGE != 0 {
+            return false;
+        }
+        self.brk -= len;
+        // SAFETY: [brk, brk + len) is ours, page aligned, and unused (contract).
+        unsafe { os::release(self.base.add(self.brk), len) };
+        true
+    }
+
+    fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
+        os::map(len)
+    }
+
+    unsafe fn unmap(&mut self, ptr: *mut u8, len: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { os::unmap(ptr, len) }
+    }
+
+    unsafe fn remap(&mut self, ptr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded contract.
+        unsafe { os::remap(ptr, old, new) }
+    }
+}
