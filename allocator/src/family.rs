@@ -201,8 +201,6 @@ impl<S: Source> Heap<S> {
         if ptr.is_null() {
             return Ok(0);
         }
-        match self.locate(ptr, Call::UsableSize)? {
-            crate::heap::Found::Block(_, t) | crate::heap::Found::Chunk(_, t) => Ok(t.size() - 8),
-        }
+        Ok(self.locate(ptr, Call::UsableSize)?.usable())
     }
 }

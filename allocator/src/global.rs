@@ -1,10 +1,11 @@
-//! `TagAlloc`: tagalloc as a Rust `#[global_allocator]`.
+//! `TagAlloc`: tagalloc as a Rust `#[global_allocator]`, and the locked heap under it.
 //!
-//! Each `TagAlloc` owns a heap over a [`Reserved`] private break, so it never calls `sbrk` and can
-//! live beside glibc's `malloc` (which Rust's runtime, C libraries and the test harness still use)
-//! without racing it from any thread. All instances share one process-wide [`Lock`], taken by
-//! `pthread_atfork` handlers around `fork`, so a child of a multi-threaded parent finds every heap
-//! consistent and unlocked.
+//! A [`LockedHeap`] is a heap behind a lock, shared by threads. [`TagAlloc`] is one over a
+//! [`Reserved`] private break, so it never calls `sbrk` and can live beside glibc's `malloc` (which
+//! Rust's runtime, C libraries and the test harness still use) without racing it from any thread.
+//! The preload library uses a `LockedHeap` over its own source. All instances share one
+//! process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`, so a child of a
+//! multi-threaded parent finds every heap consistent and unlocked.
 //!
 //! ```no_run
 //! #[global_allocator]
@@ -15,7 +16,7 @@ use crate::error::Error;
 use crate::heap::Heap;
 use crate::lock::Lock;
 use crate::os;
-use crate::source::Reserved;
+use crate::source::{Reserved, Source};
 use crate::stats::Stats;
 use crate::walk::Corruption;
 use core::alloc::{GlobalAlloc, Layout};
@@ -45,9 +46,9 @@ fn register_atfork() {
     }
 }
 
-/// Prints a misuse as one line on stderr and aborts.
+/// Prints a misuse as one `tagalloc: ...` line on stderr with raw `write(2)` and aborts.
 #[cold]
-pub(crate) fn die(e: Error) -> ! {
+pub fn die(e: Error) -> ! {
     let mut buf = [0u8; 128];
     let n = match e {
         Error::Misuse(m) => m.write_line(&mut buf),
@@ -61,23 +62,35 @@ pub(crate) fn die(e: Error) -> ! {
     os::abort()
 }
 
-/// A thread-safe tagalloc heap for `#[global_allocator]`.
-pub struct TagAlloc {
-    heap: UnsafeCell<Heap<Reserved>>,
+/// A heap behind the process-wide lock, safe to share between threads and across `fork`.
+pub struct LockedHeap<S: Source> {
+    heap: UnsafeCell<Heap<S>>,
 }
 
+/// The thread-safe tagalloc heap for `#[global_allocator]`, over a private break.
+pub type TagAlloc = LockedHeap<Reserved>;
+
 // SAFETY: the heap is only touched with the process-wide lock held.
-unsafe impl Sync for TagAlloc {}
+unsafe impl<S: Source + Send> Sync for LockedHeap<S> {}
 
 impl TagAlloc {
     /// A new, empty allocator (nothing is reserved until the first allocation).
     pub const fn new() -> TagAlloc {
-        TagAlloc {
-            heap: UnsafeCell::new(Heap::new(Reserved::new())),
+        LockedHeap::with_source(Reserved::new())
+    }
+}
+
+impl<S: Source> LockedHeap<S> {
+    /// A locked heap over `source`.
+    pub const fn with_source(source: S) -> LockedHeap<S> {
+        LockedHeap {
+            heap: UnsafeCell::new(Heap::new(source)),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Heap<Reserved>) -> R) -> R {
+    /// Runs `f` on the heap with the lock held (registering the fork handlers on first use).
+    /// `f` must not allocate from this heap (it would deadlock).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Heap<S>) -> R) -> R {
         register_atfork();
         LOCK.lock();
         // SAFETY: the lock gives exclusive access to the heap.
@@ -114,7 +127,7 @@ fn or_null(r: Result<core::ptr::NonNull<u8>, Error>) -> *mut u8 {
 // SAFETY: every method forwards to the heap under the lock; the heap returns blocks of at least the
 // requested size, aligned to at least 16 and to `layout.align()` (through memalign above 16), and
 // never hands out a block twice.
-unsafe impl GlobalAlloc for TagAlloc {
+unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= 16 {
             self.with(|h| or_null(h.malloc(layout.size())))

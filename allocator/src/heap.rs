@@ -87,8 +87,18 @@ pub(crate) const PTRDIFF_MAX: usize = isize::MAX as usize;
 pub(crate) enum Found {
     /// A block in a segment.
     Block(*mut u8, Tag),
-    /// A large chunk: its header and tag.
+    /// A large chunk: its header and tag (whose size is the usable bytes after the header).
     Chunk(*mut u8, Tag),
+}
+
+impl Found {
+    /// The bytes the caller may use.
+    pub(crate) fn usable(&self) -> usize {
+        match *self {
+            Found::Block(_, t) => t.size() - 8,
+            Found::Chunk(_, t) => t.size(),
+        }
+    }
 }
 
 /// A boundary-tag heap over a memory source.
@@ -479,7 +489,7 @@ impl<S: Source> Heap<S> {
         let p = align_up(m as usize + 16, align).ok_or(Error::OutOfMemory)?;
         let h = (p - 8) as *mut u8;
         let lead = h as usize - m as usize;
-        let t = Tag::new(len - lead, USED | MAPPED);
+        let t = Tag::new(len - lead - 8, USED | MAPPED);
         // SAFETY: the lead word and header lie inside the fresh mapping (p + n <= m + len).
         unsafe {
             h.sub(8).cast::<usize>().write(lead);
@@ -488,7 +498,7 @@ impl<S: Source> Heap<S> {
         self.large.insert_unchecked(p);
         self.stats.add_mmap(len);
         self.stats.mapped_chunks += 1;
-        self.stats.add_live(t.size() - 8);
+        self.stats.add_live(t.size());
         Ok(p as *mut u8)
     }
 
@@ -513,10 +523,11 @@ impl<S: Source> Heap<S> {
         // SAFETY: a registered chunk has its lead word just before its header.
         let lead = unsafe { h.sub(8).cast::<usize>().read() };
         let m = (h as usize).wrapping_sub(lead);
-        if lead < 8 || lead >= t.size() || m % PAGE != 0 || (lead + t.size()) % PAGE != 0 {
+        let len = lead + 8 + t.size();
+        if lead < 8 || m % PAGE != 0 || len % PAGE != 0 {
             return Err(corrupt(call, h));
         }
-        Ok((m as *mut u8, lead + t.size()))
+        Ok((m as *mut u8, len))
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -604,7 +615,7 @@ impl<S: Source> Heap<S> {
                 // SAFETY: locate checked h is a registered chunk.
                 let (m, len) = unsafe { self.chunk_mapping(h, t, call)? };
                 self.large.remove(payload(h) as usize);
-                self.stats.sub_live(t.size() - 8);
+                self.stats.sub_live(t.size());
                 self.stats.mapped_chunks -= 1;
                 self.stats.mmap_bytes -= len;
                 // SAFETY: the whole mapping was ours and is unused now.
@@ -719,9 +730,7 @@ impl<S: Source> Heap<S> {
 
     /// Allocates `n` bytes elsewhere, copies, frees the old block. On failure the old block stays.
     fn move_to(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
-        let old_usable = match found {
-            Found::Block(_, t) | Found::Chunk(_, t) => t.size() - 8,
-        };
+        let old_usable = found.usable();
         let q = self.alloc(n)?;
         // SAFETY: both payloads are live, distinct, and at least this long.
         unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
@@ -804,7 +813,7 @@ impl<S: Source> Heap<S> {
         self.large.remove(p as usize);
         // Removing one entry always leaves room to insert one.
         self.large.insert_unchecked(nm as usize + 16);
-        let nt = Tag::new(new_len - 8, USED | MAPPED);
+        let nt = Tag::new(new_len - 16, USED | MAPPED);
         // SAFETY: the new mapping starts with the lead word (copied) and then the header.
         unsafe { set_header(nm.add(8), nt) };
         self.stats.mmap_bytes -= len;

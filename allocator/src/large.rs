@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `lead` is the distance from `M` to the header, so `free` finds the mapping again; the header's size
-//! is `len - lead` and has `USED | MAPPED` set. Every live chunk's payload address is in the
+//! is the usable bytes, `len - lead - 8`, and it has `USED | MAPPED` set. Every live chunk's payload address is in the
 //! [`Registry`], an open-addressing hash set kept in memory mapped from the heap's source, so `free`
 //! of a pointer outside every segment is judged without touching memory that may not be mapped.
 

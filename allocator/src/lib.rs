@@ -19,7 +19,7 @@ mod binning;
 mod block;
 mod error;
 mod family;
-mod global;
+pub mod global;
 pub mod heap;
 mod large;
 mod lock;
@@ -30,7 +30,7 @@ mod tag;
 mod walk;
 
 pub use error::{Call, Error, Misuse, MisuseKind};
-pub use global::TagAlloc;
+pub use global::{LockedHeap, TagAlloc};
 pub use heap::{Config, Heap};
 pub use lock::Lock;
 pub use stats::Stats;

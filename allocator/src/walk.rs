@@ -243,10 +243,10 @@ impl<S: Source> Heap<S> {
             let (t, lead) = unsafe { (header(h as *mut u8), ((h - 8) as *const usize).read()) };
             match t {
                 Some(t) if t.has(USED | MAPPED) && !t.has(FENCE) => {
-                    if p % 16 != 0 || (h - lead) % PAGE != 0 || (lead + t.size()) % PAGE != 0 {
+                    if p % 16 != 0 || (h - lead) % PAGE != 0 || (lead + 8 + t.size()) % PAGE != 0 {
                         res = broken(7, h, "large chunk's mapping is not page aligned");
                     }
-                    bytes += t.size() - 8;
+                    bytes += t.size();
                 }
                 _ => res = broken(7, h, "large chunk's header is not a valid USED|MAPPED tag"),
             }

@@ -1,1 +1,247 @@
-//! y
+//! The preload face of tagalloc: `libtagalloc.so` exports the C `malloc` family.
+//!
+//! `LD_PRELOAD=target/release/libtagalloc.so PROGRAM` runs `PROGRAM` on tagalloc: every call to
+//! `malloc`, `free`, `calloc`, `realloc`, `reallocarray`, `posix_memalign`, `aligned_alloc`,
+//! `memalign`, `valloc`, `pvalloc` and `malloc_usable_size` lands here, on one heap behind one lock.
+//! Failures set `errno` as glibc does; a misuse (double free, invalid pointer, overwritten tag)
+//! prints one `tagalloc: ...` line on stderr and aborts. With `TAGALLOC_STATS=1` the statistics are
+//! printed on stderr when the process exits.
+//!
+//! Which break: when this library *is* the process's `malloc` (preloaded), nothing else moves the
+//! program break, so the heap uses the real one ([`System`]). When it was `dlopen`ed beside glibc's
+//! `malloc` (the suite's `dylib` backend does this), glibc still owns the break and may move it
+//! from any thread, so the heap uses a private [`Reserved`] break instead. The choice is made on
+//! the first growth by asking the dynamic linker's resolution of `malloc` whether it is ours.
+
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::{c_int, c_void};
+use core::ptr::{self, NonNull};
+use core_alloc::global::{die, LockedHeap};
+use core_alloc::os;
+use core_alloc::source::{Region, Reserved, Source, System};
+use core_alloc::Error;
+
+/// The real break when tagalloc is the process's `malloc`, a private one otherwise.
+struct Break {
+    /// 0: not decided yet; 1: the real break; 2: a private break.
+    mode: u8,
+    // Built with `System::new`, whose contract (no other thread moves the break) holds in mode 1.
+    system: System,
+    reserved: Reserved,
+}
+
+impl Break {
+    fn decide(&mut self) -> u8 {
+        if self.mode == 0 {
+            // The GOT entry for `malloc` holds whatever the dynamic linker bound the name to:
+            // our own export when preloaded, glibc's when we were dlopen'ed beside it.
+            let bound: unsafe extern "C" fn(usize) -> *mut c_void = libc::malloc;
+            let ours: unsafe extern "C" fn(usize) -> *mut c_void = malloc;
+            self.mode = if bound as usize == ours as usize {
+                1
+            } else {
+                2
+            };
+        }
+        self.mode
+    }
+}
+
+// SAFETY: forwards to System (only in mode 1, where tagalloc is the process's malloc and so the only
+// mover of the break) or to Reserved; both uphold the Source contract, and a heap never switches
+// between them because the mode is decided once, before the first growth.
+unsafe impl Source for Break {
+    fn grow(&mut self, len: usize) -> Option<Region> {
+        if self.decide() == 1 {
+            self.system.grow(len)
+        } else {
+            self.reserved.grow(len)
+        }
+    }
+    fn break_is_at(&self, end: usize) -> bool {
+        match self.mode {
+            1 => self.system.break_is_at(end),
+            _ => self.reserved.break_is_at(end),
+        }
+    }
+    unsafe fn shrink(&mut self, end: *mut u8, len: usize) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self.mode {
+                1 => self.system.shrink(end, len),
+                _ => self.reserved.shrink(end, len),
+            }
+        }
+    }
+    fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
+        self.reserved.map(len)
+    }
+    unsafe fn unmap(&mut self, p: *mut u8, len: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.reserved.unmap(p, len) }
+    }
+    unsafe fn remap(&mut self, p: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded contract.
+        unsafe { self.reserved.remap(p, old, new) }
+    }
+}
+
+static HEAP: LockedHeap<Break> = LockedHeap::with_source(Break {
+    mode: 0,
+    // SAFETY: only used in mode 1, where this library is the process's malloc (see `Break`).
+    system: unsafe { System::new() },
+    reserved: Reserved::new(),
+});
+
+/// The pointer on success; on failure `errno` is set and NULL returned; a misuse aborts.
+#[inline]
+fn finish(r: Result<NonNull<u8>, Error>) -> *mut c_void {
+    match r {
+        Ok(p) => p.as_ptr().cast(),
+        Err(e) => fail(e),
+    }
+}
+
+#[cold]
+fn fail(e: Error) -> *mut c_void {
+    if let Error::Misuse(_) = e {
+        die(e)
+    }
+    os::set_errno(e.errno());
+    ptr::null_mut()
+}
+
+/// C `malloc`.
+#[no_mangle]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    finish(HEAP.with(|h| h.malloc(size)))
+}
+
+/// C `calloc`.
+#[no_mangle]
+pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    finish(HEAP.with(|h| h.calloc(count, size)))
+}
+
+/// C `free`; keeps `errno`.
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    let saved = os::errno();
+    // SAFETY: C's contract for free: p came from this allocator and is not used again; anything
+    // else is detected and reported.
+    if let Err(e) = HEAP.with(|h| unsafe { h.free(p.cast()) }) {
+        die(e)
+    }
+    os::set_errno(saved);
+}
+
+/// C `cfree`, an old alias of `free`.
+#[no_mangle]
+pub unsafe extern "C" fn cfree(p: *mut c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { free(p) }
+}
+
+fn realloc_result(r: Result<Option<NonNull<u8>>, Error>) -> *mut c_void {
+    match r {
+        Ok(Some(p)) => p.as_ptr().cast(),
+        Ok(None) => ptr::null_mut(),
+        Err(e) => fail(e),
+    }
+}
+
+/// C `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: C's contract for realloc; misuse is detected and reported.
+    realloc_result(HEAP.with(|h| unsafe { h.realloc(p.cast(), size) }))
+}
+
+/// C `reallocarray`.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    // SAFETY: as for realloc.
+    realloc_result(HEAP.with(|h| unsafe { h.reallocarray(p.cast(), count, size) }))
+}
+
+/// C `posix_memalign`: returns 0, `EINVAL` or `ENOMEM`; `errno` is left alone.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    let saved = os::errno();
+    let r = HEAP.with(|h| h.posix_memalign(align, size));
+    os::set_errno(saved);
+    match r {
+        Ok(p) => {
+            // SAFETY: C's contract: out points at writable storage for a pointer.
+            unsafe { out.write(p.as_ptr().cast()) };
+            0
+        }
+        Err(Error::Misuse(m)) => die(Error::Misuse(m)),
+        Err(e) => e.errno(),
+    }
+}
+
+/// C11 `aligned_alloc`.
+#[no_mangle]
+pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    finish(HEAP.with(|h| h.aligned_alloc(align, size)))
+}
+
+/// C `memalign`.
+#[no_mangle]
+pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    finish(HEAP.with(|h| h.memalign(align, size)))
+}
+
+/// C `valloc`.
+#[no_mangle]
+pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    finish(HEAP.with(|h| h.valloc(size)))
+}
+
+/// C `pvalloc`.
+#[no_mangle]
+pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    finish(HEAP.with(|h| h.pvalloc(size)))
+}
+
+/// C `malloc_usable_size`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: invalid pointers are detected and reported.
+    match HEAP.with(|h| unsafe { h.usable_size(p.cast()) }) {
+        Ok(n) => n,
+        Err(e) => die(e),
+    }
+}
+
+/// Whether `TAGALLOC_STATS` was set (to anything but empty or `0`) at start-up.
+static mut STATS_AT_EXIT: bool = false;
+
+extern "C" fn at_start() {
+    // SAFETY: getenv with a NUL-terminated name; the result is only read, before any thread exists.
+    unsafe {
+        let v = libc::getenv(c"TAGALLOC_STATS".as_ptr());
+        STATS_AT_EXIT = !v.is_null() && *v != 0 && !(*v == b'0' as libc::c_char && *v.add(1) == 0);
+    }
+}
+
+extern "C" fn at_exit() {
+    // SAFETY: written once by `at_start`, before main; only read here.
+    if unsafe { STATS_AT_EXIT } {
+        let stats = HEAP.with(|h| h.stats());
+        stats.write_lines(&mut |b| os::write_stderr(b));
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static AT_START: extern "C" fn() = at_start;
+
+#[used]
+#[link_section = ".fini_array"]
+static AT_EXIT: extern "C" fn() = at_exit;
