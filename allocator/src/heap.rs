@@ -734,6 +734,9 @@ impl<S: Source> Heap<S> {
         let q = self.alloc(n)?;
         // SAFETY: both payloads are live, distinct, and at least this long.
         unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
+        // The allocation may have changed the old block's neighbours (and so its PREV_USED bit):
+        // find it afresh.
+        let found = self.locate(p, Call::Realloc)?;
         self.release(found, Call::Realloc)?;
         Ok(q)
     }

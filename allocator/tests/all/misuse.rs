@@ -1,0 +1,224 @@
+//! Every misuse is detected and named, and the heap is left as it was.
+
+use super::*;
+use tagalloc::{Call, Error, Misuse, MisuseKind};
+
+#[track_caller]
+fn expect(r: Result<(), Error>, call: Call, kind: MisuseKind, addr: usize) {
+    assert_eq!(r, Err(Error::Misuse(Misuse { call, kind, addr })));
+}
+
+#[test]
+fn double_free() {
+    let mut h = heap();
+    let p = m(&mut h, 40);
+    let _guard = m(&mut h, 40);
+    f(&mut h, p);
+    // SAFETY: the misuse is the point; it is detected without touching anything.
+    expect(
+        unsafe { h.free(p) },
+        Call::Free,
+        MisuseKind::DoubleFree,
+        p as usize,
+    );
+    walk(&h);
+}
+
+#[test]
+fn double_free_after_coalescing() {
+    let mut h = heap();
+    let a = m(&mut h, 40);
+    let b = m(&mut h, 40);
+    let _guard = m(&mut h, 40);
+    f(&mut h, a);
+    f(&mut h, b); // b merges into a
+                  // SAFETY: as above.
+    expect(
+        unsafe { h.free(b) },
+        Call::Free,
+        MisuseKind::DoubleFree,
+        b as usize,
+    );
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(a) },
+        Call::Free,
+        MisuseKind::DoubleFree,
+        a as usize,
+    );
+    walk(&h);
+}
+
+#[test]
+fn free_of_a_stack_address() {
+    let mut h = heap();
+    let _p = m(&mut h, 40);
+    let mut local = [0u64; 4];
+    let addr = local.as_mut_ptr().cast::<u8>();
+    let addr = addr.wrapping_add(16 - addr as usize % 16);
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(addr) },
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        addr as usize,
+    );
+    walk(&h);
+}
+
+#[test]
+fn free_of_an_interior_pointer() {
+    let mut h = heap();
+    let p = m(&mut h, 200);
+    // SAFETY: p has 200 bytes; fill with a pattern that is no valid tag.
+    unsafe { std::ptr::write_bytes(p, 0x41, 200) };
+    let q = p.wrapping_add(32);
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(q) },
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        q as usize,
+    );
+    walk(&h);
+    f(&mut h, p);
+}
+
+#[test]
+fn free_of_a_misaligned_pointer() {
+    let mut h = heap();
+    let p = m(&mut h, 200);
+    let q = p.wrapping_add(1);
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(q) },
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        q as usize,
+    );
+    let q = p.wrapping_add(8);
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(q) },
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        q as usize,
+    );
+    walk(&h);
+}
+
+#[test]
+fn free_of_a_large_chunk_twice_or_inside() {
+    let mut h = heap();
+    let p = m(&mut h, 1 << 20);
+    let q = p.wrapping_add(4096);
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(q) },
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        q as usize,
+    );
+    f(&mut h, p);
+    // SAFETY: as above.
+    expect(
+        unsafe { h.free(p) },
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        p as usize,
+    );
+    walk(&h);
+}
+
+#[test]
+fn realloc_and_usable_size_of_bad_pointers() {
+    let mut h = heap();
+    let p = m(&mut h, 64);
+    let _guard = m(&mut h, 64);
+    f(&mut h, p);
+    // SAFETY: as above.
+    let r = unsafe { h.realloc(p, 100) };
+    assert_eq!(
+        r,
+        Err(Error::Misuse(Misuse {
+            call: Call::Realloc,
+            kind: MisuseKind::DoubleFree,
+            addr: p as usize
+        }))
+    );
+    // SAFETY: as above.
+    let r = unsafe { h.usable_size(p.wrapping_add(3)) };
+    assert_eq!(
+        r,
+        Err(Error::Misuse(Misuse {
+            call: Call::UsableSize,
+            kind: MisuseKind::InvalidPointer,
+            addr: p as usize + 3
+        }))
+    );
+    walk(&h);
+}
+
+#[test]
+fn overflow_into_the_next_header_is_caught_when_freeing_either_block() {
+    for free_first in [true, false] {
+        let mut h = heap();
+        let a = m(&mut h, 24);
+        let b = m(&mut h, 24);
+        let _guard = m(&mut h, 24);
+        // Overflow a by 8 bytes: exactly b's header.
+        // SAFETY: the write stays inside the heap's memory (b's header); corrupting it is the point.
+        unsafe { std::ptr::write_bytes(a, 0x41, 24 + 8) };
+        assert!(h.check().is_err(), "the walker sees it");
+        let header_b = b as usize - 8;
+        if free_first {
+            // SAFETY: as above.
+            expect(
+                unsafe { h.free(a) },
+                Call::Free,
+                MisuseKind::CorruptTag,
+                header_b,
+            );
+        } else {
+            // SAFETY: as above.
+            expect(
+                unsafe { h.free(b) },
+                Call::Free,
+                MisuseKind::CorruptTag,
+                header_b,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_clobbered_free_block_is_caught_by_malloc() {
+    let mut h = heap();
+    let a = m(&mut h, 100);
+    let _guard = m(&mut h, 100);
+    f(&mut h, a);
+    // Use after free: scribble over the free block's header.
+    // SAFETY: the memory belongs to the heap; corrupting it is the point.
+    unsafe { a.sub(8).cast::<u64>().write(0x4141_4141_4141_4141) };
+    let r = h.malloc(100);
+    assert!(
+        matches!(
+            r,
+            Err(Error::Misuse(Misuse {
+                kind: MisuseKind::CorruptTag,
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn misuse_messages_read_well() {
+    let e = Error::Misuse(Misuse {
+        call: Call::Free,
+        kind: MisuseKind::InvalidPointer,
+        addr: 0x1234,
+    });
+    assert_eq!(e.to_string(), "free(): invalid pointer 0x1234 detected");
+}

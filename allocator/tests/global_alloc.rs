@@ -1,0 +1,96 @@
+//! `TagAlloc` as this test binary's `#[global_allocator]`: the harness, its threads, `Vec`,
+//! `String` and `HashMap` all run on tagalloc, beside glibc's malloc (used by libc internals).
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use tagalloc::TagAlloc;
+
+#[global_allocator]
+static GLOBAL: TagAlloc = TagAlloc::new();
+
+#[test]
+fn collections_on_tagalloc() {
+    let mut m = HashMap::new();
+    for i in 0..20_000u32 {
+        m.insert(format!("key{i}"), vec![i; (i % 50) as usize]);
+    }
+    let total: usize = m.values().map(Vec::len).sum();
+    assert_eq!(total, (0..20_000u32).map(|i| (i % 50) as usize).sum());
+    let big = vec![7u8; 10 << 20];
+    assert!(big.iter().all(|&b| b == 7));
+    assert!(GLOBAL.stats().live_blocks > 20_000);
+    GLOBAL.check().expect("heap walker");
+}
+
+#[test]
+fn over_aligned_layouts() {
+    #[repr(align(4096))]
+    struct Page([u8; 4096]);
+    let v: Vec<Box<Page>> = (0..50).map(|_| Box::new(Page([1; 4096]))).collect();
+    for p in &v {
+        assert_eq!(&**p as *const Page as usize % 4096, 0);
+    }
+}
+
+#[test]
+fn threads_allocate_and_free_each_others_blocks() {
+    let (tx, rx) = mpsc::channel::<Vec<u64>>();
+    let producers: Vec<_> = (0..4)
+        .map(|t| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..5_000u64 {
+                    let n = ((i * 31 + t) % 300) as usize;
+                    tx.send(vec![i ^ t; n]).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let consumer = std::thread::spawn(move || {
+        let mut count = 0;
+        for v in rx {
+            if let Some(&x) = v.first() {
+                assert!(v.iter().all(|&y| y == x));
+            }
+            count += 1;
+        }
+        count
+    });
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(consumer.join().unwrap(), 20_000);
+    GLOBAL.check().expect("heap walker");
+}
+
+#[test]
+fn fork_from_a_threaded_parent() {
+    let busy: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for i in 0..20_000 {
+                    let v = vec![i as u8; i % 1000];
+                    std::hint::black_box(v);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        // SAFETY: the child only allocates, frees and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+            let ok = v.len() == 1000 && GLOBAL.check().is_ok();
+            // SAFETY: _exit is always safe to call.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: pid is our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+    for b in busy {
+        b.join().unwrap();
+    }
+}
