@@ -74,6 +74,15 @@ impl<S: Source> Heap<S> {
             return Ok(());
         }
         self.stats.frees += 1;
+        // SAFETY: forwarded contract.
+        unsafe { self.free_uncounted(ptr) }
+    }
+
+    /// `free` of a non-null pointer without counting the call (the thread caches count their own).
+    ///
+    /// # Safety
+    /// As for [`free`](Heap::free).
+    pub(crate) unsafe fn free_uncounted(&mut self, ptr: *mut u8) -> Result<(), Error> {
         let found = self.locate(ptr, Call::Free)?;
         self.release(found, Call::Free)
     }

@@ -1,28 +1,31 @@
 //! `TagAlloc`: tagalloc as a Rust `#[global_allocator]`, and the locked heap under it.
 //!
-//! A [`LockedHeap`] is a heap behind a lock, shared by threads. [`TagAlloc`] is one over a
-//! [`Reserved`] private break, so it never calls `sbrk` and can live beside glibc's `malloc` (which
-//! Rust's runtime, C libraries and the test harness still use) without racing it from any thread.
-//! The preload library uses a `LockedHeap` over its own source. All instances share one
-//! process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`, so a child of a
-//! multi-threaded parent finds every heap consistent and unlocked.
+//! A [`LockedHeap`] is a heap behind a lock, shared by threads, with the C family's calls as
+//! methods. Small blocks go through per-thread caches (`crate::cache`) without the lock.
+//! [`TagAlloc`] is one over a [`Reserved`] private break, so it never calls `sbrk` and can live
+//! beside glibc's `malloc` (which Rust's runtime, C libraries and the test harness still use)
+//! without racing it from any thread. The preload library uses a `LockedHeap` over its own source.
+//! All instances share one process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`,
+//! so a child of a multi-threaded parent finds every heap consistent and unlocked.
 //!
 //! ```no_run
 //! #[global_allocator]
 //! static GLOBAL: tagalloc::TagAlloc = tagalloc::TagAlloc::new();
 //! ```
 
-use crate::error::Error;
-use crate::heap::Heap;
+use crate::cache::{self, ThreadCache, BATCH, MAX_SMALL};
+use crate::error::{Call, Error, Misuse, MisuseKind};
+use crate::heap::{Heap, SEG_HEAD};
 use crate::lock::Lock;
 use crate::os;
 use crate::source::{Reserved, Source};
 use crate::stats::Stats;
+use crate::tag::{Tag, FENCE, MAPPED, USED};
 use crate::walk::Corruption;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
-use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 static LOCK: Lock = Lock::new();
 static ATFORK: AtomicBool = AtomicBool::new(false);
@@ -39,8 +42,9 @@ extern "C" fn child() {
 
 /// Registers the fork handlers once per process. Called outside the lock: `pthread_atfork` may
 /// itself allocate.
+#[inline]
 fn register_atfork() {
-    if !ATFORK.swap(true, Ordering::AcqRel) {
+    if !ATFORK.load(Ordering::Relaxed) && !ATFORK.swap(true, Ordering::AcqRel) {
         // SAFETY: the handlers are plain functions that stay valid for the life of the process.
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     }
@@ -62,15 +66,22 @@ pub fn die(e: Error) -> ! {
     os::abort()
 }
 
-/// A heap behind the process-wide lock, safe to share between threads and across `fork`.
+/// A heap behind the process-wide lock, safe to share between threads and across `fork`, with
+/// per-thread caches of small blocks.
 pub struct LockedHeap<S: Source> {
     heap: UnsafeCell<Heap<S>>,
+    /// `[lo, hi)`: the heap's break range, published after every locked call for the lock-free
+    /// `free` path.
+    lo: AtomicUsize,
+    hi: AtomicUsize,
+    cached: bool,
 }
 
 /// The thread-safe tagalloc heap for `#[global_allocator]`, over a private break.
 pub type TagAlloc = LockedHeap<Reserved>;
 
-// SAFETY: the heap is only touched with the process-wide lock held.
+// SAFETY: the heap is only touched with the process-wide lock held; the lock-free paths touch only
+// the calling thread's cache, the payloads of blocks it owns, and headers read atomically.
 unsafe impl<S: Source + Send> Sync for LockedHeap<S> {}
 
 impl TagAlloc {
@@ -80,11 +91,44 @@ impl TagAlloc {
     }
 }
 
-impl<S: Source> LockedHeap<S> {
-    /// A locked heap over `source`.
+impl Default for TagAlloc {
+    fn default() -> Self {
+        TagAlloc::new()
+    }
+}
+
+impl<S: Source> Drop for LockedHeap<S> {
+    fn drop(&mut self) {
+        cache::release(self as *const Self as usize);
+    }
+}
+
+fn double_free(call: Call, p: *mut u8) -> Error {
+    Error::Misuse(Misuse {
+        call,
+        kind: MisuseKind::DoubleFree,
+        addr: p as usize,
+    })
+}
+
+impl<S: Source + Send> LockedHeap<S> {
+    /// A locked heap over `source`, with thread caches.
     pub const fn with_source(source: S) -> LockedHeap<S> {
         LockedHeap {
             heap: UnsafeCell::new(Heap::new(source)),
+            lo: AtomicUsize::new(0),
+            hi: AtomicUsize::new(0),
+            cached: true,
+        }
+    }
+
+    /// A locked heap over `source` that takes the lock on every call (no thread caches).
+    pub const fn uncached(source: S) -> LockedHeap<S> {
+        LockedHeap {
+            heap: UnsafeCell::new(Heap::new(source)),
+            lo: AtomicUsize::new(0),
+            hi: AtomicUsize::new(0),
+            cached: false,
         }
     }
 
@@ -94,13 +138,26 @@ impl<S: Source> LockedHeap<S> {
         register_atfork();
         LOCK.lock();
         // SAFETY: the lock gives exclusive access to the heap.
-        let r = f(unsafe { &mut *self.heap.get() });
+        let h = unsafe { &mut *self.heap.get() };
+        let r = f(h);
+        let (lo, hi) = h.break_range();
+        self.lo.store(lo, Ordering::Relaxed);
+        self.hi.store(hi, Ordering::Relaxed);
         LOCK.unlock();
         r
     }
 
-    /// The heap's statistics.
+    /// Whether this heap owns the thread caches.
+    #[inline]
+    fn caching(&self) -> bool {
+        self.cached && cache::claim(self as *const Self as usize, Self::flush_all_erased)
+    }
+
+    /// The heap's statistics (with the calling thread's cached calls merged in).
     pub fn stats(&self) -> Stats {
+        if self.caching() {
+            cache::with(|c| self.with(|h| Self::merge(h, c)));
+        }
         self.with(|h| h.stats())
     }
 
@@ -108,15 +165,240 @@ impl<S: Source> LockedHeap<S> {
     pub fn check(&self) -> Result<(), Corruption> {
         self.with(|h| h.check())
     }
-}
 
-impl Default for TagAlloc {
-    fn default() -> Self {
-        TagAlloc::new()
+    fn merge(h: &mut Heap<S>, c: &mut ThreadCache) {
+        h.stats.mallocs += core::mem::take(&mut c.mallocs);
+        h.stats.callocs += core::mem::take(&mut c.callocs);
+        h.stats.frees += core::mem::take(&mut c.frees);
+    }
+
+    /// `malloc`.
+    #[inline]
+    pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
+        if size <= MAX_SMALL && self.caching() {
+            return self.take_small(size, false);
+        }
+        self.with(|h| h.malloc(size))
+    }
+
+    /// `calloc`.
+    #[inline]
+    pub fn calloc(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
+        match count.checked_mul(size) {
+            Some(n) if n <= MAX_SMALL && self.caching() => {
+                let p = self.take_small(n, true)?;
+                // SAFETY: p has at least n usable bytes.
+                unsafe { ptr::write_bytes(p.as_ptr(), 0, n) };
+                Ok(p)
+            }
+            _ => self.with(|h| h.calloc(count, size)),
+        }
+    }
+
+    #[inline]
+    fn take_small(&self, size: usize, zeroed: bool) -> Result<NonNull<u8>, Error> {
+        let class = cache::class_of(size);
+        cache::with(|c| {
+            if zeroed {
+                c.callocs += 1;
+            } else {
+                c.mallocs += 1;
+            }
+            if let Some(p) = c.pop(class) {
+                // SAFETY: cached payloads are non-null.
+                return Ok(unsafe { NonNull::new_unchecked(p) });
+            }
+            self.refill(c, class)
+        })
+    }
+
+    /// Refills `class` with a batch under the lock and returns one block of it.
+    #[cold]
+    fn refill(&self, c: &mut ThreadCache, class: usize) -> Result<NonNull<u8>, Error> {
+        let usable = cache::usable_of(class);
+        self.with(|h| {
+            Self::merge(h, c);
+            let first = h.alloc(usable)?;
+            for _ in 1..BATCH {
+                let Ok(p) = h.alloc(usable) else { break };
+                // SAFETY: p is a fresh block of this class, owned by this thread from now on.
+                if !unsafe { c.push(class, p) } {
+                    // SAFETY: p was just allocated from this heap.
+                    let _ = unsafe { h.free_uncounted(p) };
+                    break;
+                }
+            }
+            // SAFETY: alloc never returns null.
+            Ok(unsafe { NonNull::new_unchecked(first) })
+        })
+    }
+
+    /// The class of `p` if it is an allocated small block in the break range, judged without the
+    /// lock by its header; `None` sends `free` down the locked path, which judges fully.
+    #[inline]
+    fn small_class(&self, p: *mut u8) -> Option<usize> {
+        let a = p as usize;
+        let lo = self.lo.load(Ordering::Relaxed);
+        let hi = self.hi.load(Ordering::Relaxed);
+        if a % 16 != 0 || a < lo + SEG_HEAD + 8 || a >= hi {
+            return None;
+        }
+        // SAFETY: every 8-aligned word in the break range is mapped (`Heap::break_range`); the
+        // header may be rewritten concurrently by the heap under the lock, so it is read
+        // atomically, and either value decodes.
+        let word = unsafe { AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed) };
+        let t = Tag::decode(a - 8, word)?;
+        let size = t.size();
+        if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || !(32..=1024).contains(&size) {
+            return None;
+        }
+        Some((size >> 4) - 2)
+    }
+
+    /// `free`.
+    ///
+    /// # Safety
+    /// As for [`Heap::free`].
+    #[inline]
+    pub unsafe fn free(&self, p: *mut u8) -> Result<(), Error> {
+        if p.is_null() {
+            return Ok(());
+        }
+        if self.caching() {
+            if let Some(class) = self.small_class(p) {
+                // SAFETY: p is a small allocated block in the break range, 24+ usable bytes.
+                if unsafe { cache::is_marked(p) } {
+                    return Err(double_free(Call::Free, p));
+                }
+                return cache::with(|c| {
+                    c.frees += 1;
+                    // SAFETY: the caller gives up p (contract), an allocated block of `class`.
+                    if unsafe { c.push(class, p) } {
+                        return Ok(());
+                    }
+                    self.flush(c, class)?;
+                    // SAFETY: as above; the class now has room.
+                    unsafe { c.push(class, p) };
+                    Ok(())
+                });
+            }
+        }
+        // The locked path may trim the break, whose system call can set errno on failure; free
+        // keeps errno as glibc's does.
+        let saved = os::errno();
+        // SAFETY: forwarded contract.
+        let r = self.with(|h| unsafe { h.free(p) });
+        os::set_errno(saved);
+        r
+    }
+
+    /// Gives half of `class` back to the heap.
+    #[cold]
+    fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
+        self.with(|h| {
+            Self::merge(h, c);
+            for _ in 0..BATCH {
+                let Some(p) = c.pop(class) else { break };
+                // SAFETY: a cached block is an allocated block of this heap, unmarked by pop.
+                unsafe { h.free_uncounted(p) }?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Gives the whole cache back (thread exit).
+    ///
+    /// # Safety
+    /// `owner` must be the address of a live `LockedHeap<S>` that owns the caches.
+    unsafe fn flush_all_erased(owner: usize, c: &mut ThreadCache) {
+        // SAFETY: contract.
+        let this = unsafe { &*(owner as *const Self) };
+        this.with(|h| {
+            Self::merge(h, c);
+            for class in 0..cache::CLASSES {
+                while let Some(p) = c.pop(class) {
+                    // SAFETY: as in `flush`.
+                    if let Err(e) = unsafe { h.free_uncounted(p) } {
+                        die(e)
+                    }
+                }
+            }
+        });
+    }
+
+    /// Rejects a pointer that sits in a thread cache (already freed) before the locked paths see it.
+    fn not_cached(&self, p: *mut u8, call: Call) -> Result<(), Error> {
+        if self.caching() && self.small_class(p).is_some() {
+            // SAFETY: small_class found an allocated block of 24+ bytes at p.
+            if unsafe { cache::is_marked(p) } {
+                return Err(double_free(call, p));
+            }
+        }
+        Ok(())
+    }
+
+    /// `realloc`.
+    ///
+    /// # Safety
+    /// As for [`Heap::realloc`].
+    pub unsafe fn realloc(&self, p: *mut u8, size: usize) -> Result<Option<NonNull<u8>>, Error> {
+        self.not_cached(p, Call::Realloc)?;
+        // SAFETY: forwarded contract.
+        self.with(|h| unsafe { h.realloc(p, size) })
+    }
+
+    /// `reallocarray`.
+    ///
+    /// # Safety
+    /// As for [`Heap::realloc`].
+    pub unsafe fn reallocarray(
+        &self,
+        p: *mut u8,
+        count: usize,
+        size: usize,
+    ) -> Result<Option<NonNull<u8>>, Error> {
+        self.not_cached(p, Call::Realloc)?;
+        // SAFETY: forwarded contract.
+        self.with(|h| unsafe { h.reallocarray(p, count, size) })
+    }
+
+    /// `malloc_usable_size`.
+    ///
+    /// # Safety
+    /// As for [`Heap::usable_size`].
+    pub unsafe fn usable_size(&self, p: *mut u8) -> Result<usize, Error> {
+        self.not_cached(p, Call::UsableSize)?;
+        // SAFETY: forwarded contract.
+        self.with(|h| unsafe { h.usable_size(p) })
+    }
+
+    /// `memalign`.
+    pub fn memalign(&self, align: usize, size: usize) -> Result<NonNull<u8>, Error> {
+        self.with(|h| h.memalign(align, size))
+    }
+
+    /// `posix_memalign`.
+    pub fn posix_memalign(&self, align: usize, size: usize) -> Result<NonNull<u8>, Error> {
+        self.with(|h| h.posix_memalign(align, size))
+    }
+
+    /// `aligned_alloc`.
+    pub fn aligned_alloc(&self, align: usize, size: usize) -> Result<NonNull<u8>, Error> {
+        self.with(|h| h.aligned_alloc(align, size))
+    }
+
+    /// `valloc`.
+    pub fn valloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
+        self.with(|h| h.valloc(size))
+    }
+
+    /// `pvalloc`.
+    pub fn pvalloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
+        self.with(|h| h.pvalloc(size))
     }
 }
 
-fn or_null(r: Result<core::ptr::NonNull<u8>, Error>) -> *mut u8 {
+fn or_null(r: Result<NonNull<u8>, Error>) -> *mut u8 {
     match r {
         Ok(p) => p.as_ptr(),
         Err(Error::Misuse(m)) => die(Error::Misuse(m)),
@@ -124,23 +406,23 @@ fn or_null(r: Result<core::ptr::NonNull<u8>, Error>) -> *mut u8 {
     }
 }
 
-// SAFETY: every method forwards to the heap under the lock; the heap returns blocks of at least the
-// requested size, aligned to at least 16 and to `layout.align()` (through memalign above 16), and
-// never hands out a block twice.
+// SAFETY: every method forwards to the locked heap; it returns blocks of at least the requested
+// size, aligned to at least 16 and to `layout.align()` (through memalign above 16), and never hands
+// out a block twice.
 unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= 16 {
-            self.with(|h| or_null(h.malloc(layout.size())))
+            or_null(self.malloc(layout.size()))
         } else {
-            self.with(|h| or_null(h.memalign(layout.align(), layout.size())))
+            or_null(self.memalign(layout.align(), layout.size()))
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= 16 {
-            self.with(|h| or_null(h.calloc(1, layout.size())))
+            or_null(self.calloc(1, layout.size()))
         } else {
-            let p = self.with(|h| or_null(h.memalign(layout.align(), layout.size())));
+            let p = or_null(self.memalign(layout.align(), layout.size()));
             if !p.is_null() {
                 // SAFETY: p has at least layout.size() bytes.
                 unsafe { ptr::write_bytes(p, 0, layout.size()) };
@@ -151,7 +433,7 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
         // SAFETY: GlobalAlloc's contract: ptr came from this allocator and is not used again.
-        if let Err(e) = self.with(|h| unsafe { h.free(ptr) }) {
+        if let Err(e) = unsafe { self.free(ptr) } {
             die(e)
         }
     }
@@ -159,7 +441,7 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if layout.align() <= 16 {
             // SAFETY: GlobalAlloc's contract: ptr is live and new_size is non-zero.
-            match self.with(|h| unsafe { h.realloc(ptr, new_size) }) {
+            match unsafe { LockedHeap::realloc(self, ptr, new_size) } {
                 Ok(Some(p)) => p.as_ptr(),
                 Ok(None) => ptr::null_mut(),
                 Err(Error::Misuse(m)) => die(Error::Misuse(m)),

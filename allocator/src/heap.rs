@@ -117,6 +117,8 @@ pub struct Heap<S: Source> {
     pub(crate) fresh: usize,
     pub(crate) large: Registry,
     pub(crate) stats: Stats,
+    /// The lowest start of a break segment (0 before the first).
+    pub(crate) brk_lo: usize,
 }
 
 // SAFETY: the heap owns all memory its pointers refer to; moving it to another thread moves that
@@ -155,6 +157,19 @@ impl<S: Source> Heap<S> {
             fresh: 0,
             large: Registry::new(),
             stats: Stats::ZERO,
+            brk_lo: 0,
+        }
+    }
+
+    /// The address range `[lo, hi)` from the first break segment's start to the top segment's end:
+    /// all of it is mapped (break segments and whatever others put between them), so a lock-free
+    /// reader may read a word at any 8-aligned address inside it. `(0, 0)` before the first growth.
+    pub(crate) fn break_range(&self) -> (usize, usize) {
+        if self.top.is_null() {
+            (0, 0)
+        } else {
+            // SAFETY: top is a live segment record.
+            (self.brk_lo, unsafe { (*self.top).end })
         }
     }
 
@@ -371,6 +386,9 @@ impl<S: Source> Heap<S> {
             }
             // SAFETY: the region is fresh memory from the source, owned by us from now on.
             self.top = unsafe { self.new_segment(start, region.len, false) };
+            if self.brk_lo == 0 || (start as usize) < self.brk_lo {
+                self.brk_lo = start as usize;
+            }
             return Ok(());
         }
         let len = align_up(want, PAGE).ok_or(Error::OutOfMemory)?;

@@ -17,6 +17,7 @@
 
 mod binning;
 mod block;
+mod cache;
 mod error;
 mod family;
 pub mod global;

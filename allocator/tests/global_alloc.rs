@@ -26,9 +26,10 @@ fn collections_on_tagalloc() {
 fn over_aligned_layouts() {
     #[repr(align(4096))]
     struct Page([u8; 4096]);
-    let v: Vec<Box<Page>> = (0..50).map(|_| Box::new(Page([1; 4096]))).collect();
-    for p in &v {
+    let v: Vec<Box<Page>> = (0..50).map(|i| Box::new(Page([i; 4096]))).collect();
+    for (i, p) in v.iter().enumerate() {
         assert_eq!(&**p as *const Page as usize % 4096, 0);
+        assert!(p.0.iter().all(|&b| b as usize == i));
     }
 }
 

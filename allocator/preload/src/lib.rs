@@ -115,13 +115,13 @@ fn fail(e: Error) -> *mut c_void {
 /// C `malloc`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    finish(HEAP.with(|h| h.malloc(size)))
+    finish(HEAP.malloc(size))
 }
 
 /// C `calloc`.
 #[no_mangle]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
-    finish(HEAP.with(|h| h.calloc(count, size)))
+    finish(HEAP.calloc(count, size))
 }
 
 /// C `free`; keeps `errno`.
@@ -130,13 +130,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
-    let saved = os::errno();
     // SAFETY: C's contract for free: p came from this allocator and is not used again; anything
-    // else is detected and reported.
-    if let Err(e) = HEAP.with(|h| unsafe { h.free(p.cast()) }) {
+    // else is detected and reported. `LockedHeap::free` keeps errno.
+    if let Err(e) = unsafe { HEAP.free(p.cast()) } {
         die(e)
     }
-    os::set_errno(saved);
 }
 
 /// C `cfree`, an old alias of `free`.
@@ -158,21 +156,21 @@ fn realloc_result(r: Result<Option<NonNull<u8>>, Error>) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: C's contract for realloc; misuse is detected and reported.
-    realloc_result(HEAP.with(|h| unsafe { h.realloc(p.cast(), size) }))
+    realloc_result(unsafe { HEAP.realloc(p.cast(), size) })
 }
 
 /// C `reallocarray`.
 #[no_mangle]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
     // SAFETY: as for realloc.
-    realloc_result(HEAP.with(|h| unsafe { h.reallocarray(p.cast(), count, size) }))
+    realloc_result(unsafe { HEAP.reallocarray(p.cast(), count, size) })
 }
 
 /// C `posix_memalign`: returns 0, `EINVAL` or `ENOMEM`; `errno` is left alone.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     let saved = os::errno();
-    let r = HEAP.with(|h| h.posix_memalign(align, size));
+    let r = HEAP.posix_memalign(align, size);
     os::set_errno(saved);
     match r {
         Ok(p) => {
@@ -188,32 +186,32 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 /// C11 `aligned_alloc`.
 #[no_mangle]
 pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    finish(HEAP.with(|h| h.aligned_alloc(align, size)))
+    finish(HEAP.aligned_alloc(align, size))
 }
 
 /// C `memalign`.
 #[no_mangle]
 pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    finish(HEAP.with(|h| h.memalign(align, size)))
+    finish(HEAP.memalign(align, size))
 }
 
 /// C `valloc`.
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    finish(HEAP.with(|h| h.valloc(size)))
+    finish(HEAP.valloc(size))
 }
 
 /// C `pvalloc`.
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    finish(HEAP.with(|h| h.pvalloc(size)))
+    finish(HEAP.pvalloc(size))
 }
 
 /// C `malloc_usable_size`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     // SAFETY: invalid pointers are detected and reported.
-    match HEAP.with(|h| unsafe { h.usable_size(p.cast()) }) {
+    match unsafe { HEAP.usable_size(p.cast()) } {
         Ok(n) => n,
         Err(e) => die(e),
     }
@@ -233,7 +231,7 @@ extern "C" fn at_start() {
 extern "C" fn at_exit() {
     // SAFETY: written once by `at_start`, before main; only read here.
     if unsafe { STATS_AT_EXIT } {
-        let stats = HEAP.with(|h| h.stats());
+        let stats = HEAP.stats();
         stats.write_lines(&mut |b| os::write_stderr(b));
     }
 }

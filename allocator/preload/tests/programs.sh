@@ -157,7 +157,7 @@ clean_run() {
     elif ! stats=$(stats_show_brk_and_mmap "$logs/$p.err"); then
         fail "$p" "TAGALLOC_STATS=1 does not show tagalloc serving it from brk and mmap: $stats"
     else
-        ok "$p: $(first_line "$logs/$p.out")"
+        ok "$p: $(first_line "$logs/$p.out" | sed "s/^$p: //")"
     fi
 }
 
@@ -198,13 +198,15 @@ mentions_pointer() {
     return 1
 }
 
-abort_run double_free '^tagalloc: free\(\): double free of 0x[0-9a-f]+ detected$' 1 "$bin/double_free"
-abort_run misuse-stack '^tagalloc: free\(\): .+' 1 "$bin/misuse" stack
-abort_run misuse-interior '^tagalloc: free\(\): .+' 1 "$bin/misuse" interior
-abort_run misuse-misaligned '^tagalloc: free\(\): .+' 1 "$bin/misuse" misaligned
-abort_run misuse-realloc-freed '^tagalloc: realloc\(\): .+' 1 "$bin/misuse" realloc-freed
-abort_run misuse-overflow '^tagalloc: free\(\): .+' 0 "$bin/misuse" overflow
-abort_run misuse-overflow-prev '^tagalloc: free\(\): .+' 0 "$bin/misuse" overflow-prev
+# The messages each misuse must produce (one line, then SIGABRT).
+hex='0x[0-9a-f]+'
+abort_run double_free "^tagalloc: free\(\): double free of $hex detected\$" 1 "$bin/double_free"
+abort_run misuse-stack "^tagalloc: free\(\): invalid pointer $hex detected\$" 1 "$bin/misuse" stack
+abort_run misuse-interior "^tagalloc: free\(\): invalid pointer $hex detected\$" 1 "$bin/misuse" interior
+abort_run misuse-misaligned "^tagalloc: free\(\): invalid pointer $hex detected\$" 1 "$bin/misuse" misaligned
+abort_run misuse-realloc-freed "^tagalloc: realloc\(\): .*$hex.* detected\$" 1 "$bin/misuse" realloc-freed
+abort_run misuse-overflow "^tagalloc: free\(\): corrupted boundary tag at $hex detected\$" 0 "$bin/misuse" overflow
+abort_run misuse-overflow-prev "^tagalloc: free\(\): corrupted boundary tag at $hex detected\$" 0 "$bin/misuse" overflow-prev
 
 # --- 3. real programs -------------------------------------------------------
 # same_output NAME SECONDS [NAME=VALUE...] -- COMMAND...
@@ -242,8 +244,11 @@ same_output() {
     fi
 }
 
-same_output python-sort 180 PYTHONHASHSEED=0 -- python3 "$here/real/python_sort.py" 300000
-same_output python-sort-malloc 180 PYTHONHASHSEED=0 PYTHONMALLOC=malloc -- python3 "$here/real/python_sort.py" 150000
+# The interpreter itself, not a wrapper such as a pyenv shim (a bash script
+# whose own processes would fill the stats with reports of bash).
+python=$(python3 -c 'import sys; print(sys.executable)')
+same_output python-sort 180 PYTHONHASHSEED=0 -- "$python" "$here/real/python_sort.py" 300000
+same_output python-sort-malloc 180 PYTHONHASHSEED=0 PYTHONMALLOC=malloc -- "$python" "$here/real/python_sort.py" 150000
 
 awk -f "$here/real/sort_input.awk" >"$work/sort.in"
 same_output sort 60 LC_ALL=C -- sort "$work/sort.in"

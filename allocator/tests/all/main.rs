@@ -11,12 +11,12 @@ use tagalloc::source::Sim;
 use tagalloc::{Config, Heap};
 
 /// A heap over a 32 MiB simulated break with glibc's thresholds.
-pub fn heap() -> Heap<Sim> {
+pub(crate) fn heap() -> Heap<Sim> {
     Heap::new(Sim::new(32 << 20))
 }
 
 /// A heap with small thresholds, so tests reach the mmap and trim paths with small blocks.
-pub fn small_heap() -> Heap<Sim> {
+pub(crate) fn small_heap() -> Heap<Sim> {
     Heap::with_config(
         Sim::new(32 << 20),
         Config {
@@ -29,7 +29,7 @@ pub fn small_heap() -> Heap<Sim> {
 
 /// Runs the heap walker and fails the test with its report.
 #[track_caller]
-pub fn walk(h: &Heap<Sim>) {
+pub(crate) fn walk(h: &Heap<Sim>) {
     if let Err(c) = h.check() {
         panic!("heap walker: {c}");
     }
@@ -37,7 +37,7 @@ pub fn walk(h: &Heap<Sim>) {
 
 /// `malloc` that must succeed, checked by the walker.
 #[track_caller]
-pub fn m(h: &mut Heap<Sim>, n: usize) -> *mut u8 {
+pub(crate) fn m(h: &mut Heap<Sim>, n: usize) -> *mut u8 {
     let p = h.malloc(n).expect("malloc").as_ptr();
     assert_eq!(p as usize % 16, 0);
     walk(h);
@@ -46,14 +46,14 @@ pub fn m(h: &mut Heap<Sim>, n: usize) -> *mut u8 {
 
 /// `free` that must succeed, checked by the walker.
 #[track_caller]
-pub fn f(h: &mut Heap<Sim>, p: *mut u8) {
+pub(crate) fn f(h: &mut Heap<Sim>, p: *mut u8) {
     // SAFETY: tests free only their own live blocks here.
     unsafe { h.free(p) }.expect("free");
     walk(h);
 }
 
 /// The usable size of a live block.
-pub fn usable(h: &Heap<Sim>, p: *mut u8) -> usize {
+pub(crate) fn usable(h: &Heap<Sim>, p: *mut u8) -> usize {
     // SAFETY: p is live.
     unsafe { h.usable_size(p) }.expect("usable size")
 }

@@ -1,0 +1,228 @@
+//! Per-thread caches of small blocks: the lock-free fast path of [`LockedHeap`](crate::LockedHeap).
+//!
+//! Each thread keeps, for each exact size class (blocks of 32 to 1024 bytes), a short singly linked
+//! list of blocks it freed. `malloc` of a small size pops one without taking the heap's lock; `free`
+//! of a small block pushes it. When a list is empty the thread takes the lock once and refills it
+//! with a batch; when it is full, it gives half back under the lock. On thread exit the cache is
+//! given back through a `pthread` key destructor.
+//!
+//! To the heap, a cached block is still allocated (its header keeps `USED`): the heap walker and
+//! the statistics count it as live. The thread that caches a block owns its payload, never its
+//! header, which the heap may rewrite under the lock when a neighbour changes. A cached block holds
+//! the next link in its first payload word and `KEY ^ address` in its second, where `KEY` is random
+//! per process; a `free` that finds that mark is a double free. The mark is cleared whenever a
+//! block leaves the cache.
+//!
+//! Only one `LockedHeap` per process caches (the first one used that asks for it, normally the
+//! global allocator or the preload library's heap); others take the lock on every call. If the
+//! owner is dropped, an epoch change makes every thread discard, not return, its cache.
+
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Exact size classes cached: blocks of 32, 48, ... 1024 bytes.
+pub(crate) const CLASSES: usize = 63;
+/// The largest request served from a cache (a 1024-byte block).
+pub(crate) const MAX_SMALL: usize = 1024 - 8;
+/// Blocks a class holds at most.
+pub(crate) const LIMIT: u32 = 32;
+/// Blocks a refill takes, and a flush gives back.
+pub(crate) const BATCH: usize = 16;
+
+/// The class of a request of `n <= MAX_SMALL` bytes.
+#[inline]
+pub(crate) const fn class_of(n: usize) -> usize {
+    let block = (n + 23) & !15;
+    let block = if block < 32 { 32 } else { block };
+    (block >> 4) - 2
+}
+
+/// The usable bytes of blocks of `class`.
+#[inline]
+pub(crate) const fn usable_of(class: usize) -> usize {
+    (class + 2) * 16 - 8
+}
+
+/// One thread's cache.
+pub(crate) struct ThreadCache {
+    /// The epoch this cache was filled in (0: never used).
+    epoch: usize,
+    heads: [*mut u8; CLASSES],
+    counts: [u32; CLASSES],
+    /// Calls served here since the counts were last merged into the heap's statistics.
+    pub(crate) mallocs: u64,
+    pub(crate) callocs: u64,
+    pub(crate) frees: u64,
+}
+
+thread_local! {
+    static CACHE: UnsafeCell<ThreadCache> = const {
+        UnsafeCell::new(ThreadCache {
+            epoch: 0,
+            heads: [ptr::null_mut(); CLASSES],
+            counts: [0; CLASSES],
+            mallocs: 0,
+            callocs: 0,
+            frees: 0,
+        })
+    };
+}
+
+static OWNER: AtomicUsize = AtomicUsize::new(0);
+static FLUSH: AtomicUsize = AtomicUsize::new(0);
+static EPOCH: AtomicUsize = AtomicUsize::new(1);
+static KEY: AtomicUsize = AtomicUsize::new(0);
+static PKEY: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Gives a whole cache back to its owner heap (type-erased `LockedHeap::<S>::flush_all`).
+pub(crate) type FlushFn = unsafe fn(owner: usize, cache: &mut ThreadCache);
+
+/// Runs `f` on the calling thread's cache, first discarding it if its owner has changed.
+#[inline]
+pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
+    CACHE.with(|c| {
+        // SAFETY: the cache is this thread's own, and no caller re-enters `with` from inside `f`
+        // (nothing under `f` allocates through the caching heap).
+        let c = unsafe { &mut *c.get() };
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        if c.epoch != epoch {
+            c.reset(epoch);
+        }
+        f(c)
+    })
+}
+
+/// Makes `owner` the caching heap if none is; returns whether `owner` is it.
+#[inline]
+pub(crate) fn claim(owner: usize, flush: FlushFn) -> bool {
+    let cur = OWNER.load(Ordering::Acquire);
+    if cur == owner {
+        return true;
+    }
+    if cur != 0 {
+        return false;
+    }
+    claim_slow(owner, flush)
+}
+
+#[cold]
+fn claim_slow(owner: usize, flush: FlushFn) -> bool {
+    FLUSH.store(flush as usize, Ordering::Relaxed);
+    if KEY.load(Ordering::Relaxed) == 0 {
+        KEY.store(random_key(), Ordering::Relaxed);
+    }
+    if PKEY.load(Ordering::Relaxed) == usize::MAX {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: pthread_key_create writes the key; the destructor stays valid for the process.
+        if unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) } == 0 {
+            PKEY.store(k as usize, Ordering::Relaxed);
+        }
+    }
+    OWNER
+        .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Acquire)
+        .map_or_else(|cur| cur == owner, |_| true)
+}
+
+/// Gives up ownership (the owner is going away): every cache becomes stale and is discarded.
+pub(crate) fn release(owner: usize) {
+    if OWNER
+        .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+fn random_key() -> usize {
+    // SAFETY: AT_RANDOM points at 16 random bytes the kernel gave the process.
+    let bytes = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
+    let mut k = 0x9E37_79B9_7F4A_7C15usize;
+    if !bytes.is_null() {
+        // SAFETY: 16 readable bytes (above); read 8 of the second half, unaligned.
+        k ^= unsafe { bytes.add(8).cast::<usize>().read_unaligned() };
+    }
+    k ^= &KEY as *const _ as usize;
+    k | 1
+}
+
+extern "C" fn thread_exit(_: *mut libc::c_void) {
+    let owner = OWNER.load(Ordering::Acquire);
+    let flush = FLUSH.load(Ordering::Relaxed);
+    if owner == 0 || flush == 0 {
+        return;
+    }
+    // SAFETY: FLUSH holds a `FlushFn` stored by `claim_slow` for this owner.
+    let flush: FlushFn = unsafe { core::mem::transmute::<usize, FlushFn>(flush) };
+    with(|c| {
+        // SAFETY: the owner is live (it would have released ownership before going away).
+        unsafe { flush(owner, c) }
+    });
+}
+
+/// The mark a cached block carries in its second payload word.
+#[inline]
+fn mark(p: *mut u8) -> usize {
+    KEY.load(Ordering::Relaxed) ^ p as usize
+}
+
+/// Whether payload `p` carries the cached-block mark.
+///
+/// # Safety
+/// `p` must be readable for 16 bytes.
+#[inline]
+pub(crate) unsafe fn is_marked(p: *mut u8) -> bool {
+    // SAFETY: readable (contract).
+    unsafe { p.add(8).cast::<usize>().read() == mark(p) }
+}
+
+impl ThreadCache {
+    fn reset(&mut self, epoch: usize) {
+        self.heads = [ptr::null_mut(); CLASSES];
+        self.counts = [0; CLASSES];
+        self.epoch = epoch;
+        let k = PKEY.load(Ordering::Relaxed);
+        if k != usize::MAX {
+            // SAFETY: a key made by pthread_key_create; any non-null value makes the destructor run.
+            unsafe {
+                libc::pthread_setspecific(k as libc::pthread_key_t, 1 as *const libc::c_void)
+            };
+        }
+    }
+
+    /// Pops a block of `class`, clearing its mark.
+    #[inline]
+    pub(crate) fn pop(&mut self, class: usize) -> Option<*mut u8> {
+        let p = self.heads[class];
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: p is a cached block of this thread: its first two payload words are the link and
+        // the mark.
+        unsafe {
+            self.heads[class] = p.cast::<*mut u8>().read();
+            p.add(8).cast::<usize>().write(0);
+        }
+        self.counts[class] -= 1;
+        Some(p)
+    }
+
+    /// Pushes block `p` of `class`, unless the class is full.
+    ///
+    /// # Safety
+    /// `p` must be an allocated block of the owner heap, of `class`, that nothing else uses.
+    #[inline]
+    pub(crate) unsafe fn push(&mut self, class: usize, p: *mut u8) -> bool {
+        if self.counts[class] >= LIMIT {
+            return false;
+        }
+        // SAFETY: the caller hands over the payload (at least 24 bytes).
+        unsafe {
+            p.cast::<*mut u8>().write(self.heads[class]);
+            p.add(8).cast::<usize>().write(mark(p));
+        }
+        self.heads[class] = p;
+        self.counts[class] += 1;
+        true
+    }
+}
