@@ -112,10 +112,19 @@ pub unsafe fn remap(addr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>
 }
 
 /// Writes `bytes` to standard error with raw `write(2)` calls, retrying on short writes.
-pub fn write_stderr(mut bytes: &[u8]) {
+pub fn write_stderr(bytes: &[u8]) {
+    write_fd(2, bytes)
+}
+
+/// Writes `bytes` to file descriptor `fd` with raw `write(2)` calls, retrying on short writes and
+/// interruptions, giving up on any other error.
+pub fn write_fd(fd: i32, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: the buffer is a valid slice for its whole length.
-        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
         if n <= 0 {
             return;
         }

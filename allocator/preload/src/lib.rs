@@ -17,6 +17,7 @@
 
 use core::ffi::{c_int, c_void};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicI32, Ordering};
 use core_alloc::global::{die, LockedHeap};
 use core_alloc::os;
 use core_alloc::source::{Region, Reserved, Source, System};
@@ -217,22 +218,29 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     }
 }
 
-/// Whether `TAGALLOC_STATS` was set (to anything but empty or `0`) at start-up.
-static mut STATS_AT_EXIT: bool = false;
+/// Where the statistics go at exit when `TAGALLOC_STATS` was set (to anything but empty or `0`)
+/// at start-up: a private duplicate of stderr, because programs such as coreutils close stderr
+/// in their own exit handlers, before this library's destructor runs. -1: not wanted.
+static STATS_FD: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn at_start() {
-    // SAFETY: getenv with a NUL-terminated name; the result is only read, before any thread exists.
-    unsafe {
+    // SAFETY: getenv with a NUL-terminated name; the result is only read, before main.
+    let wanted = unsafe {
         let v = libc::getenv(c"TAGALLOC_STATS".as_ptr());
-        STATS_AT_EXIT = !v.is_null() && *v != 0 && !(*v == b'0' as libc::c_char && *v.add(1) == 0);
+        !v.is_null() && *v != 0 && !(*v == b'0' as libc::c_char && *v.add(1) == 0)
+    };
+    if wanted {
+        // SAFETY: duplicating fd 2 to a free descriptor at or above 100, closed on exec.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+        STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
     }
 }
 
 extern "C" fn at_exit() {
-    // SAFETY: written once by `at_start`, before main; only read here.
-    if unsafe { STATS_AT_EXIT } {
+    let fd = STATS_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
         let stats = HEAP.stats();
-        stats.write_lines(&mut |b| os::write_stderr(b));
+        stats.write_lines(&mut |b| os::write_fd(fd, b));
     }
 }
 
