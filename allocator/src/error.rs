@@ -64,13 +64,24 @@ pub struct Misuse {
     pub addr: usize,
 }
 
+impl Misuse {
+    /// What was wrong, in the words of the message: a freed block passed to anything but `free`
+    /// is a use after free.
+    const fn text(&self) -> &'static str {
+        match (self.kind, self.call) {
+            (MisuseKind::DoubleFree, Call::Realloc | Call::UsableSize) => "use after free of",
+            (kind, _) => kind.text(),
+        }
+    }
+}
+
 impl fmt::Display for Misuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}(): {} {:#x} detected",
             self.call.name(),
-            self.kind.text(),
+            self.text(),
             self.addr
         )
     }
@@ -83,7 +94,7 @@ impl Misuse {
         w.str("tagalloc: ");
         w.str(self.call.name());
         w.str("(): ");
-        w.str(self.kind.text());
+        w.str(self.text());
         w.str(" ");
         w.hex(self.addr);
         w.str(" detected\n");

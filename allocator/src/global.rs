@@ -252,6 +252,17 @@ impl<S: Source + Send> LockedHeap<S> {
         if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || !(32..=1024).contains(&size) {
             return None;
         }
+        // The next block's header must be intact too (an overflow of this block shows there):
+        // otherwise the locked path reports it.
+        let next = a - 8 + size;
+        if next >= hi {
+            return None;
+        }
+        // SAFETY: next < hi is inside the break range; read atomically as above.
+        let word = unsafe { AtomicU64::from_ptr(next as *mut u64).load(Ordering::Relaxed) };
+        if !Tag::decode(next, word)?.has(crate::tag::PREV_USED) {
+            return None;
+        }
         Some((size >> 4) - 2)
     }
 

@@ -7,7 +7,21 @@
 //! `PREV_USED` set, so none coalesces past the start. Growing the break extends the last segment
 //! when the new memory is contiguous with it (the old epilogue becomes part of a block) and starts a
 //! new segment otherwise (someone else moved the break). When the break cannot grow, a segment is
-//! mapped instead. Requests at or above [`Config::mmap_threshold`] are large chunks (`crate::large`).
+//! mapped instead.
+//!
+//! # Large chunks
+//! A request at or above [`Config::mmap_threshold`] is a *large chunk*: its own mapping `M` of
+//! `len` bytes:
+//!
+//! ```text
+//!  M                        P - 16      P - 8     P (payload, aligned)        M + len
+//!  |  (alignment slack)     |  lead     | header  | ...usable...               |
+//! ```
+//!
+//! `lead` is the distance from `M` to the header, so `free` finds the mapping again; the header's
+//! size is the usable bytes, `len - lead - 8`, and it has `USED | MAPPED` set. Every live chunk's
+//! payload address is in an [`AddrMap`] kept in memory mapped from the heap's source, so `free` of a
+//! pointer outside every segment is judged without touching memory that may not be mapped.
 //!
 //! # Invariants
 //! The heap walker ([`Heap::check`]) checks each by its number:
@@ -28,10 +42,10 @@
 //! 9. Memory past the fresh frontier of the newest segment reads as zero (what lets `calloc` skip
 //!    clearing memory fresh from the OS).
 
+use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
 use crate::block::{self, footer_before, header, payload, set_footer, set_header};
 use crate::error::{Call, Error, Misuse, MisuseKind};
-use crate::large::Registry;
 use crate::os::PAGE;
 use crate::source::{align_up, Source};
 use crate::stats::Stats;
@@ -115,7 +129,8 @@ pub struct Heap<S: Source> {
     /// The newest segment, whose memory past `fresh + 32` (but its last 16 bytes) reads as zero.
     pub(crate) fresh_seg: *mut Segment,
     pub(crate) fresh: usize,
-    pub(crate) large: Registry,
+    /// The live large chunks, by payload address.
+    pub(crate) large: AddrMap,
     pub(crate) stats: Stats,
     /// The lowest start of a break segment (0 before the first).
     pub(crate) brk_lo: usize,
@@ -155,7 +170,7 @@ impl<S: Source> Heap<S> {
             top: ptr::null_mut(),
             fresh_seg: ptr::null_mut(),
             fresh: 0,
-            large: Registry::new(),
+            large: AddrMap::new(),
             stats: Stats::ZERO,
             brk_lo: 0,
         }
@@ -513,7 +528,7 @@ impl<S: Source> Heap<S> {
             h.sub(8).cast::<usize>().write(lead);
             set_header(h, t);
         }
-        self.large.insert_unchecked(p);
+        self.large.insert_unchecked(p, 0);
         self.stats.add_mmap(len);
         self.stats.mapped_chunks += 1;
         self.stats.add_live(t.size());
@@ -833,7 +848,7 @@ impl<S: Source> Heap<S> {
             .as_ptr();
         self.large.remove(p as usize);
         // Removing one entry always leaves room to insert one.
-        self.large.insert_unchecked(nm as usize + 16);
+        self.large.insert_unchecked(nm as usize + 16, 0);
         let nt = Tag::new(new_len - 16, USED | MAPPED);
         // SAFETY: the new mapping starts with the lead word (copied) and then the header.
         unsafe { set_header(nm.add(8), nt) };
@@ -892,7 +907,7 @@ impl<S: Source> Drop for Heap<S> {
         let mut maps = [0usize; 64];
         loop {
             let mut k = 0;
-            self.large.for_each(|p| {
+            self.large.for_each(|p, _| {
                 if k < maps.len() {
                     maps[k] = p;
                     k += 1;

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod addrmap;
 mod binning;
 mod block;
 mod cache;
@@ -22,7 +23,6 @@ mod error;
 mod family;
 pub mod global;
 pub mod heap;
-mod large;
 mod lock;
 pub mod os;
 pub mod source;
@@ -34,7 +34,7 @@ pub use error::{Call, Error, Misuse, MisuseKind};
 pub use global::{LockedHeap, TagAlloc};
 pub use heap::{Config, Heap};
 pub use lock::Lock;
-pub use stats::Stats;
+pub use stats::{LineWriter, Stats};
 pub use walk::{Corruption, INVARIANTS};
 
 /// Block geometry, for tools that reason about tagalloc's layout (the fuzz suite's misuse traces).

@@ -119,22 +119,26 @@ impl Stats {
     }
 }
 
-/// Renders text and numbers into a fixed buffer, truncating silently when it is full.
-pub(crate) struct LineWriter<'a> {
+/// Renders text and numbers into a fixed buffer without allocating, truncating silently when it
+/// is full.
+pub struct LineWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
 }
 
 impl<'a> LineWriter<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+    /// A writer at the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
         LineWriter { buf, len: 0 }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn str(&mut self, s: &str) {
+    /// Appends `s`.
+    pub fn str(&mut self, s: &str) {
         for &b in s.as_bytes() {
             if self.len < self.buf.len() {
                 self.buf[self.len] = b;
@@ -162,13 +166,20 @@ impl<'a> LineWriter<'a> {
         }
     }
 
-    pub(crate) fn dec(&mut self, v: usize) {
+    /// Appends `v` in decimal.
+    pub fn dec(&mut self, v: usize) {
         self.digits(v, 10);
     }
 
-    pub(crate) fn hex(&mut self, v: usize) {
+    /// Appends `v` in hexadecimal with a `0x` prefix.
+    pub fn hex(&mut self, v: usize) {
         self.str("0x");
         self.digits(v, 16);
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     fn kv(&mut self, key: &str, v: usize) {

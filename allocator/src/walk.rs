@@ -233,7 +233,7 @@ impl<S: Source> Heap<S> {
         let mut res = Ok(());
         let mut count = 0;
         let mut bytes = 0;
-        self.large.for_each(|p| {
+        self.large.for_each(|p, _| {
             if res.is_err() {
                 return;
             }

@@ -12,6 +12,8 @@
 //! `malloc` (the suite's `dylib` backend does this), glibc still owns the break and may move it
 //! from any thread, so the heap uses a private [`Reserved`] break instead. The choice is made on
 //! the first growth by asking the dynamic linker's resolution of `malloc` whether it is ours.
+//!
+//! With `TAGALLOC_TRACE=FILE`, every call is also recorded as a text trace (see [`trace`]).
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -22,6 +24,8 @@ use core_alloc::global::{die, LockedHeap};
 use core_alloc::os;
 use core_alloc::source::{Region, Reserved, Source, System};
 use core_alloc::Error;
+
+mod trace;
 
 /// The real break when tagalloc is the process's `malloc`, a private one otherwise.
 struct Break {
@@ -107,6 +111,8 @@ fn finish(r: Result<NonNull<u8>, Error>) -> *mut c_void {
 #[cold]
 fn fail(e: Error) -> *mut c_void {
     if let Error::Misuse(_) = e {
+        // Keep the trace of a program that is about to abort: it is the one worth replaying.
+        trace::finish();
         die(e)
     }
     os::set_errno(e.errno());
@@ -116,12 +122,32 @@ fn fail(e: Error) -> *mut c_void {
 /// C `malloc`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    if trace::on() {
+        return traced("malloc", &[size], || HEAP.malloc(size));
+    }
     finish(HEAP.malloc(size))
+}
+
+/// An allocating call made and recorded under the trace lock.
+#[cold]
+fn traced(
+    op: &str,
+    args: &[usize],
+    call: impl FnOnce() -> Result<NonNull<u8>, Error>,
+) -> *mut c_void {
+    let mut c = trace::enter();
+    let r = call();
+    c.alloc(op, args, &r);
+    drop(c);
+    finish(r)
 }
 
 /// C `calloc`.
 #[no_mangle]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    if trace::on() {
+        return traced("calloc", &[count, size], || HEAP.calloc(count, size));
+    }
     finish(HEAP.calloc(count, size))
 }
 
@@ -129,6 +155,17 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() {
+        return;
+    }
+    if trace::on() {
+        let mut c = trace::enter();
+        c.free(p);
+        // SAFETY: as below.
+        let r = unsafe { HEAP.free(p.cast()) };
+        drop(c);
+        if let Err(e) = r {
+            fail(e);
+        }
         return;
     }
     // SAFETY: C's contract for free: p came from this allocator and is not used again; anything
@@ -156,6 +193,14 @@ fn realloc_result(r: Result<Option<NonNull<u8>>, Error>) -> *mut c_void {
 /// C `realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if trace::on() {
+        let mut c = trace::enter();
+        // SAFETY: as below.
+        let r = unsafe { HEAP.realloc(p.cast(), size) };
+        c.realloc(p, size, &r);
+        drop(c);
+        return realloc_result(r);
+    }
     // SAFETY: C's contract for realloc; misuse is detected and reported.
     realloc_result(unsafe { HEAP.realloc(p.cast(), size) })
 }
@@ -163,6 +208,15 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 /// C `reallocarray`.
 #[no_mangle]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    if trace::on() {
+        // Recorded as the realloc it is; an overflowing product as a failed realloc of SIZE_MAX.
+        let mut c = trace::enter();
+        // SAFETY: as below.
+        let r = unsafe { HEAP.reallocarray(p.cast(), count, size) };
+        c.realloc(p, count.checked_mul(size).unwrap_or(usize::MAX), &r);
+        drop(c);
+        return realloc_result(r);
+    }
     // SAFETY: as for realloc.
     realloc_result(unsafe { HEAP.reallocarray(p.cast(), count, size) })
 }
@@ -171,7 +225,14 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize)
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     let saved = os::errno();
-    let r = HEAP.posix_memalign(align, size);
+    let r = if trace::on() {
+        let mut c = trace::enter();
+        let r = HEAP.posix_memalign(align, size);
+        c.alloc("posix_memalign", &[align, size], &r);
+        r
+    } else {
+        HEAP.posix_memalign(align, size)
+    };
     os::set_errno(saved);
     match r {
         Ok(p) => {
@@ -187,30 +248,51 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 /// C11 `aligned_alloc`.
 #[no_mangle]
 pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if trace::on() {
+        return traced("aligned_alloc", &[align, size], || {
+            HEAP.aligned_alloc(align, size)
+        });
+    }
     finish(HEAP.aligned_alloc(align, size))
 }
 
 /// C `memalign`.
 #[no_mangle]
 pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    if trace::on() {
+        return traced("memalign", &[align, size], || HEAP.memalign(align, size));
+    }
     finish(HEAP.memalign(align, size))
 }
 
 /// C `valloc`.
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    if trace::on() {
+        return traced("memalign", &[os::PAGE, size], || HEAP.valloc(size));
+    }
     finish(HEAP.valloc(size))
 }
 
 /// C `pvalloc`.
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    if trace::on() {
+        let rounded = size
+            .checked_add(os::PAGE - 1)
+            .map_or(usize::MAX, |s| s & !(os::PAGE - 1));
+        return traced("memalign", &[os::PAGE, rounded], || HEAP.pvalloc(size));
+    }
     finish(HEAP.pvalloc(size))
 }
 
 /// C `malloc_usable_size`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if trace::on() {
+        let mut c = trace::enter();
+        c.usable_size(p);
+    }
     // SAFETY: invalid pointers are detected and reported.
     match unsafe { HEAP.usable_size(p.cast()) } {
         Ok(n) => n,
@@ -234,9 +316,11 @@ extern "C" fn at_start() {
         let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
         STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
     }
+    trace::start();
 }
 
 extern "C" fn at_exit() {
+    trace::finish();
     let fd = STATS_FD.load(Ordering::Relaxed);
     if fd >= 0 {
         let stats = HEAP.stats();

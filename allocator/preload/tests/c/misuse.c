@@ -29,7 +29,8 @@ static void announce(void *p)
 }
 
 /* Two live blocks where b follows a closely in memory, so [a, b) covers b's
- * header whatever the layout.  The other blocks tried stay allocated. */
+ * header whatever the layout (and whichever way successive allocations go).
+ * The other blocks tried stay allocated. */
 static void adjacent_pair(unsigned char **a, unsigned char **b)
 {
     unsigned char *prev = malloc(40);
@@ -37,9 +38,10 @@ static void adjacent_pair(unsigned char **a, unsigned char **b)
         unsigned char *next = malloc(40);
         if (!next)
             break;
-        if (next > prev && (size_t)(next - prev) <= 128) {
-            *a = prev;
-            *b = next;
+        unsigned char *lo = next < prev ? next : prev, *hi = next < prev ? prev : next;
+        if ((size_t)(hi - lo) <= 128) {
+            *a = lo;
+            *b = hi;
             return;
         }
         prev = next;

@@ -1,45 +1,53 @@
-//! Large chunks: blocks mapped on their own, and the registry that knows them.
+//! An address map in memory mapped from a source: the registry of large chunks, and the
+//! trace recorder's address-to-slot map.
 //!
-//! A request at or above the mmap threshold gets its own mapping `M` of `len` bytes:
-//!
-//! ```text
-//!  M                        P - 16      P - 8     P (payload, aligned)        M + len
-//!  |  (alignment slack)     |  lead     | header  | ...usable...               |
-//! ```
-//!
-//! `lead` is the distance from `M` to the header, so `free` finds the mapping again; the header's size
-//! is the usable bytes, `len - lead - 8`, and it has `USED | MAPPED` set. Every live chunk's payload address is in the
-//! [`Registry`], an open-addressing hash set kept in memory mapped from the heap's source, so `free`
-//! of a pointer outside every segment is judged without touching memory that may not be mapped.
+//! Open addressing with linear probing and backward-shift deletion (no tombstones), kept at most
+//! half full. It allocates nothing from any heap: its table is mapped from the [`Source`] given to
+//! [`AddrMap::reserve_one`], so it can serve inside an allocator.
 
 use crate::os::PAGE;
 use crate::source::Source;
 use core::ptr;
 
 const EMPTY: usize = 0;
-const FIRST_CAP: usize = PAGE / 8;
+const FIRST_CAP: usize = PAGE / 16;
 
-/// The set of live large-chunk payload addresses (linear probing, backward-shift deletion).
+/// A map from addresses to words (linear probing, backward-shift deletion), in memory mapped from a
+/// [`Source`]. Each entry is two words: the address (never 0) and its value.
 #[derive(Debug)]
-pub struct Registry {
+pub struct AddrMap {
     slots: *mut usize,
     cap: usize,
     len: usize,
 }
 
-impl Registry {
-    /// An empty registry; it maps its table on first insertion.
-    pub const fn new() -> Registry {
-        Registry {
+impl Default for AddrMap {
+    fn default() -> Self {
+        AddrMap::new()
+    }
+}
+
+// SAFETY: the table is owned by the map alone.
+unsafe impl Send for AddrMap {}
+
+impl AddrMap {
+    /// An empty map; it maps its table on first insertion.
+    pub const fn new() -> AddrMap {
+        AddrMap {
             slots: ptr::null_mut(),
             cap: 0,
             len: 0,
         }
     }
 
-    /// How many chunks are registered.
+    /// How many entries there are.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     #[inline]
@@ -49,29 +57,43 @@ impl Registry {
 
     #[inline]
     fn slot(&self, i: usize) -> usize {
-        // SAFETY: i < cap and the table holds cap initialised words while cap > 0.
-        unsafe { self.slots.add(i).read() }
+        // SAFETY: i < cap and the table holds 2 cap initialised words while cap > 0.
+        unsafe { self.slots.add(2 * i).read() }
     }
 
     #[inline]
-    fn set_slot(&mut self, i: usize, v: usize) {
+    fn value(&self, i: usize) -> usize {
         // SAFETY: as in `slot`.
-        unsafe { self.slots.add(i).write(v) }
+        unsafe { self.slots.add(2 * i + 1).read() }
     }
 
-    /// Whether `addr` is registered.
-    pub fn contains(&self, addr: usize) -> bool {
+    #[inline]
+    fn set_slot(&mut self, i: usize, key: usize, value: usize) {
+        // SAFETY: as in `slot`.
+        unsafe {
+            self.slots.add(2 * i).write(key);
+            self.slots.add(2 * i + 1).write(value);
+        }
+    }
+
+    /// The value of `addr`, if it is in the map.
+    pub fn get(&self, addr: usize) -> Option<usize> {
         if self.cap == 0 || addr == EMPTY {
-            return false;
+            return None;
         }
         let mut i = self.home(addr);
         loop {
             match self.slot(i) {
-                EMPTY => return false,
-                a if a == addr => return true,
+                EMPTY => return None,
+                a if a == addr => return Some(self.value(i)),
                 _ => i = (i + 1) & (self.cap - 1),
             }
         }
+    }
+
+    /// Whether `addr` is in the map.
+    pub fn contains(&self, addr: usize) -> bool {
+        self.get(addr).is_some()
     }
 
     /// Makes room for one more entry, growing the table if it would pass half full; returns
@@ -86,10 +108,10 @@ impl Registry {
         } else {
             self.cap * 2
         };
-        let Some(table) = source.map(new_cap * 8) else {
+        let Some(table) = source.map(new_cap * 16) else {
             return false;
         };
-        let old = Registry {
+        let old = AddrMap {
             slots: self.slots,
             cap: self.cap,
             len: self.len,
@@ -100,43 +122,45 @@ impl Registry {
         for i in 0..old.cap {
             let a = old.slot(i);
             if a != EMPTY {
-                self.insert_unchecked(a);
+                self.insert_unchecked(a, old.value(i));
             }
         }
         if old.cap > 0 {
             // SAFETY: the old table was mapped from this source with exactly this length, and
             // nothing refers to it any more.
-            unsafe { source.unmap(old.slots.cast(), old.cap * 8) };
+            unsafe { source.unmap(old.slots.cast(), old.cap * 16) };
         }
-        *mapped_delta = (new_cap * 8) as isize - (old.cap * 8) as isize;
+        *mapped_delta = (new_cap * 16) as isize - (old.cap * 16) as isize;
         true
     }
 
-    /// Registers `addr`; [`reserve_one`](Registry::reserve_one) must have succeeded first.
-    pub fn insert_unchecked(&mut self, addr: usize) {
-        debug_assert!(self.cap > 0 && (self.len + 1) * 2 <= self.cap);
+    /// Maps `addr` (not already present, never 0) to `value`; [`reserve_one`](AddrMap::reserve_one)
+    /// must have succeeded first.
+    pub fn insert_unchecked(&mut self, addr: usize, value: usize) {
+        debug_assert!(self.cap > 0 && (self.len + 1) * 2 <= self.cap && addr != EMPTY);
         let mut i = self.home(addr);
         while self.slot(i) != EMPTY {
             i = (i + 1) & (self.cap - 1);
         }
-        self.set_slot(i, addr);
+        self.set_slot(i, addr, value);
         self.len += 1;
     }
 
-    /// Unregisters `addr`; returns whether it was there.
-    pub fn remove(&mut self, addr: usize) -> bool {
-        if self.cap == 0 {
-            return false;
+    /// Removes `addr`; returns its value if it was there.
+    pub fn remove(&mut self, addr: usize) -> Option<usize> {
+        if self.cap == 0 || addr == EMPTY {
+            return None;
         }
         let mask = self.cap - 1;
         let mut i = self.home(addr);
         loop {
             match self.slot(i) {
-                EMPTY => return false,
+                EMPTY => return None,
                 a if a == addr => break,
                 _ => i = (i + 1) & mask,
             }
         }
+        let removed = self.value(i);
         // Backward-shift deletion: pull later members of the probe run into the hole.
         let mut hole = i;
         let mut j = (i + 1) & mask;
@@ -153,22 +177,23 @@ impl Registry {
                 hole < home || home <= j
             };
             if !in_range {
-                self.set_slot(hole, a);
+                let v = self.value(j);
+                self.set_slot(hole, a, v);
                 hole = j;
             }
             j = (j + 1) & mask;
         }
-        self.set_slot(hole, EMPTY);
+        self.set_slot(hole, EMPTY, 0);
         self.len -= 1;
-        true
+        Some(removed)
     }
 
-    /// Calls `f` with every registered address.
-    pub fn for_each(&self, mut f: impl FnMut(usize)) {
+    /// Calls `f` with every address and its value.
+    pub fn for_each(&self, mut f: impl FnMut(usize, usize)) {
         for i in 0..self.cap {
             let a = self.slot(i);
             if a != EMPTY {
-                f(a);
+                f(a, self.value(i));
             }
         }
     }
@@ -176,13 +201,13 @@ impl Registry {
     /// Unmaps the table.
     ///
     /// # Safety
-    /// The table must have been mapped from `source`; the registry is empty afterwards.
+    /// The table must have been mapped from `source`; the map is empty afterwards.
     pub unsafe fn release<S: Source>(&mut self, source: &mut S) {
         if self.cap > 0 {
             // SAFETY: mapped from this source with this length (contract).
-            unsafe { source.unmap(self.slots.cast(), self.cap * 8) };
+            unsafe { source.unmap(self.slots.cast(), self.cap * 16) };
         }
-        *self = Registry::new();
+        *self = AddrMap::new();
     }
 }
 
@@ -192,22 +217,22 @@ mod tests {
     use crate::source::Sim;
 
     #[test]
-    fn insert_remove_contains() {
+    fn insert_remove_get() {
         let mut sim = Sim::new(1 << 16);
-        let mut r = Registry::new();
+        let mut r = AddrMap::new();
         let mut d = 0;
         let addrs: Vec<usize> = (1..3000).map(|i| i * 4096 + 16).collect();
-        for &a in &addrs {
+        for (i, &a) in addrs.iter().enumerate() {
             assert!(r.reserve_one(&mut sim, &mut d));
-            r.insert_unchecked(a);
+            r.insert_unchecked(a, i);
         }
         assert_eq!(r.len(), addrs.len());
-        for &a in addrs.iter().step_by(3) {
-            assert!(r.remove(a));
-            assert!(!r.remove(a));
+        for (i, &a) in addrs.iter().enumerate().step_by(3) {
+            assert_eq!(r.remove(a), Some(i));
+            assert_eq!(r.remove(a), None);
         }
         for (i, &a) in addrs.iter().enumerate() {
-            assert_eq!(r.contains(a), i % 3 != 0, "{a:#x}");
+            assert_eq!(r.get(a), (i % 3 != 0).then_some(i), "{a:#x}");
         }
         assert!(!r.contains(12345 * 16));
         // SAFETY: the table came from `sim`.
