@@ -213,7 +213,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize)
         let mut c = trace::enter();
         // SAFETY: as below.
         let r = unsafe { HEAP.reallocarray(p.cast(), count, size) };
-        c.realloc(p, count.checked_mul(size).unwrap_or(usize::MAX), &r);
+        c.realloc(p, count.saturating_mul(size), &r);
         drop(c);
         return realloc_result(r);
     }
