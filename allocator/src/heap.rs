@@ -61,14 +61,23 @@ pub struct Config {
     pub trim_threshold: usize,
     /// Extra bytes asked for whenever the break grows, and kept when trimming.
     pub top_pad: usize,
+    /// glibc's dynamic threshold: freeing a large chunk bigger than the mmap threshold (up to
+    /// [`MMAP_THRESHOLD_MAX`]) raises the threshold to its size and the trim threshold to twice
+    /// that, so a program that keeps allocating blocks of that size gets them from the heap instead
+    /// of paying two system calls and fresh pages for each.
+    pub dynamic_threshold: bool,
 }
 
+/// The largest mmap threshold the dynamic adjustment reaches: 32 MiB, as glibc on 64-bit.
+pub const MMAP_THRESHOLD_MAX: usize = 32 << 20;
+
 impl Config {
-    /// 128 KiB for each, as glibc.
+    /// 128 KiB for each threshold and the pad, dynamic adjustment on: as glibc.
     pub const DEFAULT: Config = Config {
         mmap_threshold: 128 << 10,
         trim_threshold: 128 << 10,
         top_pad: 128 << 10,
+        dynamic_threshold: true,
     };
 }
 
@@ -653,6 +662,11 @@ impl<S: Source> Heap<S> {
                 self.stats.mmap_bytes -= len;
                 // SAFETY: the whole mapping was ours and is unused now.
                 unsafe { self.source.unmap(m, len) };
+                let c = &mut self.config;
+                if c.dynamic_threshold && len > c.mmap_threshold && len <= MMAP_THRESHOLD_MAX {
+                    c.mmap_threshold = len;
+                    c.trim_threshold = 2 * len;
+                }
                 Ok(())
             }
         }

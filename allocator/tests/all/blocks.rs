@@ -268,3 +268,29 @@ fn statistics_count_calls_and_bytes() {
     assert_eq!(h.stats().frees, 2);
     assert_eq!(h.stats().live_bytes, 0);
 }
+
+#[test]
+fn freeing_a_large_chunk_raises_the_threshold_as_glibc_does() {
+    let mut h = heap();
+    let p = m(&mut h, 200_000);
+    assert_eq!(h.stats().mapped_chunks, 1);
+    f(&mut h, p);
+    assert!(h.config().mmap_threshold > 200_000);
+    assert_eq!(h.config().trim_threshold, 2 * h.config().mmap_threshold);
+    let q = m(&mut h, 200_000);
+    assert_eq!(h.stats().mapped_chunks, 0, "now served from a segment");
+    f(&mut h, q);
+    // Beyond the 32 MiB ceiling nothing changes.
+    let before = h.config();
+    let big = m(&mut h, 40 << 20);
+    f(&mut h, big);
+    assert_eq!(h.config(), before);
+}
+
+#[test]
+fn a_static_threshold_stays_put() {
+    let mut h = small_heap();
+    let p = m(&mut h, 100_000);
+    f(&mut h, p);
+    assert_eq!(h.config().mmap_threshold, 64 << 10);
+}

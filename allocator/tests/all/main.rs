@@ -23,6 +23,7 @@ pub(crate) fn small_heap() -> Heap<Sim> {
             mmap_threshold: 64 << 10,
             trim_threshold: 64 << 10,
             top_pad: 16 << 10,
+            dynamic_threshold: false,
         },
     )
 }
