@@ -1,1 +1,29 @@
-//! The suite (under construction).
+//! `tagalloc-diff`: the operation language, oracles, backends and differential runner that test
+//! allocators, tagalloc first.
+//!
+//! Inputs ([`op`], with two encodings: [`text`] for people and [`bytes`] for fuzzers) stay apart
+//! from the checks ([`shadow`], [`runner`], [`differ`]); every allocator sits behind the small
+//! [`backend::Backend`] trait; failures become [`report::Report`]s with a minimal trace from
+//! [`shrink`]; and [`targets`] holds the fuzz targets as library functions, so `cargo fuzz` and
+//! `cargo test` run the same code.
+//!
+//! ```
+//! use tagalloc_diff::{backend::tagalloc::TagallocBackend, runner, text};
+//!
+//! let trace = text::parse("malloc 0 24\ncalloc 1 10 8\nrealloc 0 100\nfree 0\n").unwrap();
+//! runner::run(TagallocBackend::reserved(), &trace).unwrap();
+//! ```
+
+pub mod backend;
+pub mod bytes;
+pub mod differ;
+pub mod op;
+pub mod report;
+pub mod runner;
+pub mod shadow;
+pub mod shrink;
+pub mod targets;
+pub mod text;
+
+pub use op::{Dialect, Op, Trace};
+pub use report::{Failure, Report};

@@ -1,0 +1,193 @@
+//! Any shared object that exports `malloc`, `free`, `calloc` and `realloc` (and optionally
+//! `posix_memalign`, `aligned_alloc`, `memalign`, `malloc_usable_size`), loaded with `dlopen`
+//! beside the process's own allocator, never in its place.
+//!
+//! The object is opened with `RTLD_NOW | RTLD_LOCAL`, so its symbols never interpose on the
+//! process's `malloc`; and with `RTLD_DEEPBIND`, so the object's own internal calls (a `calloc`
+//! that calls `malloc`) reach its own functions rather than glibc's. AddressSanitizer refuses
+//! `RTLD_DEEPBIND`, so under ASan it is left out (an object whose functions call each other then
+//! needs `-Wl,-Bsymbolic`). Objects are loaded once per process and never unloaded: blocks they
+//! handed out may outlive a backend.
+//!
+//! Unlike the libc backend, every request reaches the object as it is, hostile sizes included: the
+//! object is what is under test, and answering for it would hide exactly the bugs we look for.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+use std::ptr;
+use std::sync::Mutex;
+
+use super::libc::{clear_errno, reply};
+use super::{Backend, Reply, Request};
+
+type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+type CallocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
+type ReallocFn = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
+type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> i32;
+type AlignFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
+type UsableFn = unsafe extern "C" fn(*mut c_void) -> usize;
+
+/// Handles of the objects opened so far, by path (as an address, to be `Send`).
+static OPENED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+/// An allocator in a shared object.
+#[derive(Debug)]
+pub struct DylibBackend {
+    path: String,
+    malloc: MallocFn,
+    free: FreeFn,
+    calloc: CallocFn,
+    realloc: ReallocFn,
+    posix_memalign: Option<PosixMemalignFn>,
+    aligned_alloc: Option<AlignFn>,
+    memalign: Option<AlignFn>,
+    usable_size: Option<UsableFn>,
+}
+
+fn dlerror() -> String {
+    // SAFETY: dlerror returns null or a NUL-terminated string valid until the next dl call.
+    let e = unsafe { ::libc::dlerror() };
+    if e.is_null() {
+        "unknown dlopen error".into()
+    } else {
+        // SAFETY: non-null, NUL-terminated, see above.
+        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
+}
+
+fn under_asan() -> bool {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the symbol up.
+    !unsafe { ::libc::dlsym(::libc::RTLD_DEFAULT, c"__asan_init".as_ptr()) }.is_null()
+}
+
+fn handle(path: &str) -> Result<usize, String> {
+    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    let map = opened.get_or_insert_with(HashMap::new);
+    if let Some(&h) = map.get(path) {
+        return Ok(h);
+    }
+    let c_path = CString::new(path).map_err(|_| format!("{path}: path contains a NUL byte"))?;
+    let mut flags = ::libc::RTLD_NOW | ::libc::RTLD_LOCAL;
+    if !under_asan() {
+        flags |= ::libc::RTLD_DEEPBIND;
+    }
+    // SAFETY: a NUL-terminated path; running the object's initialisers is what loading it means.
+    let h = unsafe { ::libc::dlopen(c_path.as_ptr(), flags) };
+    if h.is_null() {
+        return Err(format!("{path}: cannot load shared object: {}", dlerror()));
+    }
+    map.insert(path.to_string(), h as usize);
+    Ok(h as usize)
+}
+
+fn symbol(handle: usize, name: &CStr) -> Option<*mut c_void> {
+    // SAFETY: `handle` came from a successful dlopen and is never closed; `name` is NUL-terminated.
+    let p = unsafe { ::libc::dlsym(handle as *mut c_void, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
+impl DylibBackend {
+    /// Loads `path` (once per process) and resolves its allocator functions.
+    pub fn open(path: &str) -> Result<DylibBackend, String> {
+        let h = handle(path)?;
+        let need = |name: &CStr| {
+            symbol(h, name).ok_or_else(|| {
+                format!(
+                    "{path}: shared object does not export `{}`",
+                    name.to_string_lossy()
+                )
+            })
+        };
+        let (m, f, c, r) = (
+            need(c"malloc")?,
+            need(c"free")?,
+            need(c"calloc")?,
+            need(c"realloc")?,
+        );
+        // SAFETY (all transmutes): each symbol is the C function of that name, whose C signature
+        // (the standard one for malloc and its family) is the function type it becomes.
+        Ok(DylibBackend {
+            path: path.to_string(),
+            // SAFETY: see above.
+            malloc: unsafe { std::mem::transmute::<*mut c_void, MallocFn>(m) },
+            // SAFETY: see above.
+            free: unsafe { std::mem::transmute::<*mut c_void, FreeFn>(f) },
+            // SAFETY: see above.
+            calloc: unsafe { std::mem::transmute::<*mut c_void, CallocFn>(c) },
+            // SAFETY: see above.
+            realloc: unsafe { std::mem::transmute::<*mut c_void, ReallocFn>(r) },
+            posix_memalign: symbol(h, c"posix_memalign")
+                // SAFETY: see above.
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, PosixMemalignFn>(p) }),
+            aligned_alloc: symbol(h, c"aligned_alloc")
+                // SAFETY: see above.
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, AlignFn>(p) }),
+            memalign: symbol(h, c"memalign")
+                // SAFETY: see above.
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, AlignFn>(p) }),
+            usable_size: symbol(h, c"malloc_usable_size")
+                // SAFETY: see above.
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, UsableFn>(p) }),
+        })
+    }
+}
+
+impl Backend for DylibBackend {
+    fn name(&self) -> String {
+        self.path.clone()
+    }
+
+    unsafe fn call(&mut self, req: Request) -> Reply {
+        clear_errno();
+        // SAFETY (all arms): calling the object's C functions with values its C contract accepts
+        // (any size, any alignment); pointers are its own live blocks or null, as the caller of
+        // `call` guarantees.
+        match req {
+            // SAFETY: see above.
+            Request::Malloc { size } => reply(unsafe { (self.malloc)(size) }),
+            // SAFETY: see above.
+            Request::Calloc { count, size } => reply(unsafe { (self.calloc)(count, size) }),
+            Request::Realloc { ptr, size } => {
+                // SAFETY: see above.
+                let p = unsafe { (self.realloc)(ptr.cast(), size) };
+                if p.is_null() && size == 0 && !ptr.is_null() {
+                    Reply::Freed
+                } else {
+                    reply(p)
+                }
+            }
+            Request::Free { ptr } => {
+                // SAFETY: see above.
+                unsafe { (self.free)(ptr.cast()) };
+                Reply::Done
+            }
+            Request::PosixMemalign { align, size } => match self.posix_memalign {
+                None => Reply::Unsupported,
+                Some(f) => {
+                    let mut p = ptr::null_mut();
+                    // SAFETY: see above; `p` is a valid out-pointer.
+                    match unsafe { f(&mut p, align, size) } {
+                        0 => reply(p),
+                        e => Reply::Null { errno: e },
+                    }
+                }
+            },
+            Request::AlignedAlloc { align, size } => match self.aligned_alloc {
+                None => Reply::Unsupported,
+                // SAFETY: see above.
+                Some(f) => reply(unsafe { f(align, size) }),
+            },
+            Request::Memalign { align, size } => match self.memalign {
+                None => Reply::Unsupported,
+                // SAFETY: see above.
+                Some(f) => reply(unsafe { f(align, size) }),
+            },
+            Request::UsableSize { ptr } => match self.usable_size {
+                None => Reply::Unsupported,
+                // SAFETY: see above.
+                Some(f) => Reply::Size(unsafe { f(ptr.cast()) }),
+            },
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Fuzz bytes: the byte encoding of traces that libFuzzer mutates.
+//!
+//! Decoding reads the bytes through [`arbitrary::Unstructured`], one op after another until the bytes
+//! run out, then applies [`Trace::fixup`] for the target's dialect. Deterministic: same bytes and
+//! dialect, same trace. Every byte string decodes (missing bytes read as zero). One byte format
+//! serves every fuzz target; a target's dialect only decides which ops survive the fixup.
+//!
+//! Layout of one op: an opcode byte (`OPCODES[b % 32]`, weighted towards `malloc`, `free` and
+//! `realloc`), then its fields in [`Op`] order:
+//! - slot: a byte `b < 0xf8` names slot `b % 16`; `0xf8..` is followed by a LEB128 `v` (at most
+//!   three bytes) naming slot `16 + v % (MAX_SLOTS - 16)`;
+//! - size, count, offset, byte count ([`SIZES`]) and alignment ([`ALIGNS`]): a tag byte `t`; `t < 128`
+//!   is `table[t % len]`; `128..192` is a 14-bit literal (6 bits + 1 byte); `192..224` a 21-bit
+//!   literal (5 bits + 2 bytes); `224..` a 64-bit little-endian literal in the next 8 bytes;
+//! - small bounded fields (lengths, counts, choices): one byte, reduced modulo the range.
+//!
+//! [`encode`] writes the shortest of these forms, so `decode(&encode(t), d) == t` for every trace
+//! `t` that [`Trace::fixup`] with dialect `d` leaves unchanged.
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use crate::op::{
+    BadCall, BadPtr, Dialect, Foreign, Op, Trace, ALIGNS, MAX_FAIL_NEXT, MAX_OVERWRITE, MAX_SLOTS,
+    SIZES,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Malloc,
+    Calloc,
+    Realloc,
+    Free,
+    PosixMemalign,
+    AlignedAlloc,
+    Memalign,
+    UsableSize,
+    Check,
+    Misuse,
+    Overwrite,
+    FailNext,
+    ForeignSbrk,
+}
+
+/// Opcode byte modulo 32 to kind; repeated kinds are drawn more often.
+const OPCODES: [Kind; 32] = {
+    use Kind::*;
+    [
+        Malloc,
+        Free,
+        Realloc,
+        Malloc,
+        Free,
+        Calloc,
+        Malloc,
+        Free,
+        Realloc,
+        PosixMemalign,
+        Malloc,
+        Free,
+        AlignedAlloc,
+        Memalign,
+        Realloc,
+        UsableSize,
+        Malloc,
+        Free,
+        Check,
+        Realloc,
+        Malloc,
+        Calloc,
+        Free,
+        UsableSize,
+        Malloc,
+        Misuse,
+        Misuse,
+        Misuse,
+        Overwrite,
+        FailNext,
+        FailNext,
+        ForeignSbrk,
+    ]
+};
+
+fn byte(u: &mut Unstructured<'_>) -> u8 {
+    u8::arbitrary(u).unwrap_or(0)
+}
+
+fn slot(u: &mut Unstructured<'_>) -> usize {
+    let b = byte(u);
+    if b < 0xf8 {
+        return usize::from(b % 16);
+    }
+    let mut v = 0usize;
+    for i in 0..3 {
+        let b = byte(u);
+        v |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    16 + v % (MAX_SLOTS - 16)
+}
+
+fn number(u: &mut Unstructured<'_>, table: &[usize]) -> usize {
+    let t = byte(u);
+    match t {
+        0..=127 => table[usize::from(t) % table.len()],
+        128..=191 => usize::from(t - 128) << 8 | usize::from(byte(u)),
+        192..=223 => usize::from(t - 192) << 16 | usize::from(byte(u)) << 8 | usize::from(byte(u)),
+        _ => {
+            let mut v = [0u8; 8];
+            for b in &mut v {
+                *b = byte(u);
+            }
+            u64::from_le_bytes(v) as usize
+        }
+    }
+}
+
+fn op(u: &mut Unstructured<'_>) -> Op {
+    match OPCODES[usize::from(byte(u)) % OPCODES.len()] {
+        Kind::Malloc => Op::Malloc {
+            slot: slot(u),
+            size: number(u, SIZES),
+        },
+        Kind::Calloc => Op::Calloc {
+            slot: slot(u),
+            count: number(u, SIZES),
+            size: number(u, SIZES),
+        },
+        Kind::Realloc => Op::Realloc {
+            slot: slot(u),
+            size: number(u, SIZES),
+        },
+        Kind::Free => Op::Free { slot: slot(u) },
+        Kind::PosixMemalign => Op::PosixMemalign {
+            slot: slot(u),
+            align: number(u, ALIGNS),
+            size: number(u, SIZES),
+        },
+        Kind::AlignedAlloc => Op::AlignedAlloc {
+            slot: slot(u),
+            align: number(u, ALIGNS),
+            size: number(u, SIZES),
+        },
+        Kind::Memalign => Op::Memalign {
+            slot: slot(u),
+            align: number(u, ALIGNS),
+            size: number(u, SIZES),
+        },
+        Kind::UsableSize => Op::UsableSize { slot: slot(u) },
+        Kind::Check => Op::Check,
+        Kind::Misuse => {
+            let call = match byte(u) % 3 {
+                0 => BadCall::Free,
+                1 => BadCall::Realloc {
+                    size: number(u, SIZES),
+                },
+                _ => BadCall::UsableSize,
+            };
+            let ptr = match byte(u) % 3 {
+                0 => BadPtr::Freed { slot: slot(u) },
+                1 => BadPtr::Interior {
+                    slot: slot(u),
+                    offset: number(u, SIZES),
+                },
+                _ => BadPtr::Foreign(Foreign::ALL[usize::from(byte(u)) % Foreign::ALL.len()]),
+            };
+            Op::Misuse { call, ptr }
+        }
+        Kind::Overwrite => Op::Overwrite {
+            slot: slot(u),
+            len: 1 + usize::from(byte(u)) % MAX_OVERWRITE,
+        },
+        Kind::FailNext => Op::FailNext {
+            count: 1 + usize::from(byte(u)) % MAX_FAIL_NEXT,
+        },
+        Kind::ForeignSbrk => Op::ForeignSbrk {
+            bytes: number(u, SIZES),
+        },
+    }
+}
+
+/// Decodes all remaining bytes of `u` as a trace of `dialect` (see the module docs).
+pub fn decode_from(u: &mut Unstructured<'_>, dialect: Dialect) -> Trace {
+    let mut ops = Vec::new();
+    while !u.is_empty() && ops.len() < crate::op::MAX_OPS {
+        ops.push(op(u));
+    }
+    Trace::new(ops).fixed(dialect)
+}
+
+/// Decodes fuzz bytes as a trace of `dialect`.
+pub fn decode(data: &[u8], dialect: Dialect) -> Trace {
+    decode_from(&mut Unstructured::new(data), dialect)
+}
+
+impl<'a> Arbitrary<'a> for Trace {
+    /// Takes every remaining byte, like [`Arbitrary::arbitrary_take_rest`], in [`Dialect::All`].
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(decode_from(u, Dialect::All))
+    }
+
+    fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(decode_from(&mut u, Dialect::All))
+    }
+}
+
+fn kind_of(op: &Op) -> Kind {
+    match op {
+        Op::Malloc { .. } => Kind::Malloc,
+        Op::Calloc { .. } => Kind::Calloc,
+        Op::Realloc { .. } => Kind::Realloc,
+        Op::Free { .. } => Kind::Free,
+        Op::PosixMemalign { .. } => Kind::PosixMemalign,
+        Op::AlignedAlloc { .. } => Kind::AlignedAlloc,
+        Op::Memalign { .. } => Kind::Memalign,
+        Op::UsableSize { .. } => Kind::UsableSize,
+        Op::Check => Kind::Check,
+        Op::Misuse { .. } => Kind::Misuse,
+        Op::Overwrite { .. } => Kind::Overwrite,
+        Op::FailNext { .. } => Kind::FailNext,
+        Op::ForeignSbrk { .. } => Kind::ForeignSbrk,
+    }
+}
+
+fn put_slot(out: &mut Vec<u8>, slot: usize) {
+    if slot < 16 {
+        out.push(slot as u8);
+        return;
+    }
+    out.push(0xf8);
+    let mut v = slot - 16;
+    loop {
+        let low = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+fn put_number(out: &mut Vec<u8>, table: &[usize], v: usize) {
+    if let Some(i) = table.iter().position(|&t| t == v) {
+        out.push(i as u8);
+    } else if v < 1 << 14 {
+        out.extend([128 + (v >> 8) as u8, v as u8]);
+    } else if v < 1 << 21 {
+        out.extend([192 + (v >> 16) as u8, (v >> 8) as u8, v as u8]);
+    } else {
+        out.push(224);
+        out.extend((v as u64).to_le_bytes());
+    }
+}
+
+/// Encodes a fixed-up trace as fuzz bytes that [`decode`] turns back into the same trace.
+pub fn encode(trace: &Trace) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in &trace.ops {
+        let kind = kind_of(op);
+        let code = OPCODES.iter().position(|&k| k == kind).unwrap_or(0);
+        out.push(code as u8);
+        match *op {
+            Op::Malloc { slot, size } | Op::Realloc { slot, size } => {
+                put_slot(&mut out, slot);
+                put_number(&mut out, SIZES, size);
+            }
+            Op::Calloc { slot, count, size } => {
+                put_slot(&mut out, slot);
+                put_number(&mut out, SIZES, count);
+                put_number(&mut out, SIZES, size);
+            }
+            Op::Free { slot } | Op::UsableSize { slot } => put_slot(&mut out, slot),
+            Op::PosixMemalign { slot, align, size }
+            | Op::AlignedAlloc { slot, align, size }
+            | Op::Memalign { slot, align, size } => {
+                put_slot(&mut out, slot);
+                put_number(&mut out, ALIGNS, align);
+                put_number(&mut out, SIZES, size);
+            }
+            Op::Check => {}
+            Op::Misuse { call, ptr } => {
+                match call {
+                    BadCall::Free => out.push(0),
+                    BadCall::Realloc { size } => {
+                        out.push(1);
+                        put_number(&mut out, SIZES, size);
+                    }
+                    BadCall::UsableSize => out.push(2),
+                }
+                match ptr {
+                    BadPtr::Freed { slot } => {
+                        out.push(0);
+                        put_slot(&mut out, slot);
+                    }
+                    BadPtr::Interior { slot, offset } => {
+                        out.push(1);
+                        put_slot(&mut out, slot);
+                        put_number(&mut out, SIZES, offset);
+                    }
+                    BadPtr::Foreign(kind) => {
+                        out.push(2);
+                        out.push(Foreign::ALL.iter().position(|&k| k == kind).unwrap_or(0) as u8);
+                    }
+                }
+            }
+            Op::Overwrite { slot, len } => {
+                put_slot(&mut out, slot);
+                out.push((len.saturating_sub(1) % MAX_OVERWRITE) as u8);
+            }
+            Op::FailNext { count } => out.push((count.saturating_sub(1) % MAX_FAIL_NEXT) as u8),
+            Op::ForeignSbrk { bytes } => put_number(&mut out, SIZES, bytes),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_an_opcode() {
+        for k in [
+            Kind::Malloc,
+            Kind::Calloc,
+            Kind::Realloc,
+            Kind::Free,
+            Kind::PosixMemalign,
+            Kind::AlignedAlloc,
+            Kind::Memalign,
+            Kind::UsableSize,
+            Kind::Check,
+            Kind::Misuse,
+            Kind::Overwrite,
+            Kind::FailNext,
+            Kind::ForeignSbrk,
+        ] {
+            assert!(OPCODES.contains(&k), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_short_inputs_decode() {
+        assert!(decode(&[], Dialect::All).is_empty());
+        assert_eq!(
+            decode(&[0], Dialect::All).ops,
+            vec![Op::Malloc { slot: 0, size: 0 }]
+        );
+        assert_eq!(
+            decode(&[0, 0xf8], Dialect::All).ops,
+            vec![Op::Malloc { slot: 16, size: 0 }]
+        );
+    }
+
+    #[test]
+    fn literals_of_every_width_round_trip() {
+        for (slot, size) in [
+            (0, 3),
+            (17, 300),
+            (4000, 20_000),
+            (MAX_SLOTS - 1, 1 << 30),
+            (15, usize::MAX - 3),
+        ] {
+            let t = Trace::new(vec![Op::Malloc { slot, size }]);
+            assert_eq!(decode(&encode(&t), Dialect::Clean), t);
+        }
+    }
+}

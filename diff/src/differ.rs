@@ -1,0 +1,139 @@
+//! The differential runner: one trace on two backends, each judged by its own shadow, compared op
+//! by op.
+//!
+//! Compared: success or failure, the `errno` of a failure, and the bytes read back (the zeros of a
+//! `calloc`, the prefix a `realloc` preserved), via digests; both shadows fill blocks with the same
+//! patterns, since seeds depend only on the op. Not compared, because glibc itself lets them vary:
+//! addresses, usable sizes, whether `realloc(p, 0)` returns NULL or a minimal block, and a failure
+//! for want of memory where the rules allow one (one backend may simply have less). After such an
+//! allowed difference the slot holds different blocks on each side, so its contents are compared
+//! again only once both sides hold blocks made by the same op.
+
+use crate::backend::Backend;
+use crate::op::Trace;
+use crate::report::{Failure, Report};
+use crate::runner::{drop_quietly, guarded, Outcome, Runner, Step};
+
+fn outcome_text(o: Outcome) -> String {
+    match o {
+        Outcome::Block => "a block".into(),
+        Outcome::Freed => "NULL (freed)".into(),
+        Outcome::Done => "done".into(),
+        Outcome::Size => "a size".into(),
+        Outcome::Failed(e) => format!("failure (errno {e})"),
+        Outcome::Misuse => "a misuse report".into(),
+        Outcome::Skipped => "nothing".into(),
+    }
+}
+
+/// Compares two steps of the same op; `None` when they agree as far as glibc's semantics require.
+pub fn compare(a: &Step, b: &Step) -> Option<Failure> {
+    use Outcome::*;
+    let differ = |what: &str| {
+        Some(Failure::Divergence {
+            what: what.into(),
+            left: outcome_text(a.outcome),
+            right: outcome_text(b.outcome),
+        })
+    };
+    match (a.outcome, b.outcome) {
+        (Skipped, _) | (_, Skipped) => None,
+        (Failed(x), Failed(y)) if x != y => differ("errno"),
+        (Failed(_), Failed(_)) => None,
+        (Failed(e), Block) if e == crate::backend::ENOMEM && a.may_fail => None,
+        (Block, Failed(e)) if e == crate::backend::ENOMEM && b.may_fail => None,
+        (Freed, Block) | (Block, Freed) => None,
+        (x, y) if x != y => differ("success or failure"),
+        _ => {
+            if a.prior == b.prior {
+                if let (Some(x), Some(y)) = (a.digest, b.digest) {
+                    if x != y {
+                        return Some(Failure::Divergence {
+                            what: "the contents read back".into(),
+                            left: format!("digest {x:#018x}"),
+                            right: format!("digest {y:#018x}"),
+                        });
+                    }
+                }
+            }
+            None
+        }
+    }
+}
+
+/// Runs `trace` on `a` and `b` side by side; reports the first oracle firing on either side, or
+/// the first divergence between them.
+pub fn diff<A: Backend, B: Backend>(a: A, b: B, trace: &Trace) -> Result<(), Report> {
+    let (an, bn) = (a.name(), b.name());
+    let both = format!("{an} vs {bn}");
+    let mut ra = Runner::new(a);
+    let mut rb = Runner::new(b);
+    let mut result = Ok(());
+    for (i, op) in trace.ops.iter().enumerate() {
+        let sa = match guarded(|| ra.step(i, op)) {
+            Ok(s) => s,
+            Err(f) => {
+                result = Err(Report::new(an.clone(), trace, i, f));
+                break;
+            }
+        };
+        let sb = match guarded(|| rb.step(i, op)) {
+            Ok(s) => s,
+            Err(f) => {
+                result = Err(Report::new(bn.clone(), trace, i, f));
+                break;
+            }
+        };
+        if let Some(f) = compare(&sa, &sb) {
+            result = Err(Report::new(both.clone(), trace, i, f));
+            break;
+        }
+    }
+    if result.is_ok() {
+        if let Err(f) = guarded(|| ra.finish()) {
+            result = Err(Report::new(an, trace, trace.len(), f));
+        } else if let Err(f) = guarded(|| rb.finish()) {
+            result = Err(Report::new(bn, trace, trace.len(), f));
+        }
+    }
+    drop_quietly(ra);
+    drop_quietly(rb);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(outcome: Outcome, may_fail: bool) -> Step {
+        Step {
+            outcome,
+            may_fail,
+            digest: None,
+            prior: None,
+        }
+    }
+
+    #[test]
+    fn allowed_differences_are_not_divergences() {
+        let enomem = Outcome::Failed(libc::ENOMEM);
+        assert!(compare(&step(Outcome::Block, true), &step(enomem, true)).is_none());
+        assert!(compare(&step(Outcome::Block, false), &step(enomem, false)).is_some());
+        assert!(compare(&step(Outcome::Freed, false), &step(Outcome::Block, false)).is_none());
+        assert!(compare(
+            &step(enomem, false),
+            &step(Outcome::Failed(libc::EINVAL), false)
+        )
+        .is_some());
+        let mut a = step(Outcome::Block, false);
+        let mut b = a;
+        a.digest = Some(1);
+        b.digest = Some(2);
+        assert!(compare(&a, &b).is_some());
+        b.prior = Some((3, 4));
+        assert!(
+            compare(&a, &b).is_none(),
+            "different blocks before: not comparable"
+        );
+    }
+}

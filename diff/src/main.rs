@@ -1,0 +1,351 @@
+//! `tagalloc-diff`: run traces on an allocator and judge every result.
+//!
+//! Exit status: 0 when every trace ran clean, 1 when an oracle fired (the report, with a minimal
+//! trace, goes to stdout), 2 on bad input (usage, or `FILE:LINE: what is wrong`, on stderr).
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use tagalloc_diff::backend::libc::LibcBackend;
+use tagalloc_diff::backend::tagalloc::TagallocBackend;
+use tagalloc_diff::backend::{Backend, Spec};
+use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
+use tagalloc_diff::shrink::{self, Budget};
+use tagalloc_diff::targets::Target;
+use tagalloc_diff::{bytes, differ, runner, text, Report};
+
+const USAGE: &str = "\
+usage:
+  tagalloc-diff run    [--backend B] TRACE...             check traces on one backend
+  tagalloc-diff diff   [--backend B] [--against B2] TRACE... differential (default tagalloc vs libc)
+  tagalloc-diff shrink [--backend B] [--against B2] TRACE   print the minimal failing trace
+  tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
+  tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
+  tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
+B is tagalloc, libc, or the path of a shared object exporting malloc, free, calloc, realloc.
+T is ops, diff, misuse, faults (decides which ops survive; default: keep all).
+A TRACE of - is standard input. Exit status: 0 clean, 1 an oracle fired, 2 bad input.";
+
+/// Bad input: exit 2 with this message (and the usage too, for a malformed command line).
+struct Bad {
+    message: String,
+    usage: bool,
+}
+
+fn bad(message: String) -> Bad {
+    Bad {
+        message,
+        usage: false,
+    }
+}
+
+fn usage(message: impl Into<String>) -> Bad {
+    Bad {
+        message: message.into(),
+        usage: true,
+    }
+}
+
+type Outcome = Result<ExitCode, Bad>;
+
+struct Args {
+    words: Vec<String>,
+    backend: Spec,
+    against: Option<Spec>,
+    target: Option<Target>,
+    out: Option<String>,
+    ops: usize,
+    runs: usize,
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, Bad> {
+    let mut a = Args {
+        words: Vec::new(),
+        backend: Spec::Tagalloc,
+        against: None,
+        target: None,
+        out: None,
+        ops: 0,
+        runs: 5,
+    };
+    let mut it = argv.iter();
+    while let Some(w) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| usage(format!("{name} needs a value")))
+        };
+        match w.as_str() {
+            "--backend" => a.backend = Spec::parse(&value("--backend")?),
+            "--against" => a.against = Some(Spec::parse(&value("--against")?)),
+            "--target" => {
+                let t = value("--target")?;
+                a.target = Some(
+                    Target::from_name(&t).ok_or_else(|| usage(format!("unknown target `{t}`")))?,
+                );
+            }
+            "-o" => a.out = Some(value("-o")?),
+            "--ops" | "--runs" => {
+                let v = value(w)?;
+                let n = v
+                    .parse()
+                    .map_err(|_| usage(format!("{w}: not a number: `{v}`")))?;
+                if w == "--ops" {
+                    a.ops = n;
+                } else {
+                    a.runs = n.max(1);
+                }
+            }
+            s if s.starts_with("--") => return Err(usage(format!("unknown option `{s}`"))),
+            _ => a.words.push(w.clone()),
+        }
+    }
+    Ok(a)
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, Bad> {
+    if path == "-" {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut v)
+            .map_err(|e| bad(format!("-: {e}")))?;
+        return Ok(v);
+    }
+    std::fs::read(path).map_err(|e| bad(format!("{path}: {e}")))
+}
+
+fn read_trace(path: &str) -> Result<Trace, Bad> {
+    let data = read_file(path)?;
+    text::parse_bytes(&data).map_err(|e| bad(e.in_file(path)))
+}
+
+fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad> {
+    let b = spec.open(trace.dialect()).map_err(bad)?;
+    let caps = b.caps();
+    let needs = |d: Dialect| trace.ops.iter().find(|op| op.dialect() == d);
+    if let (Some(op), false) = (needs(Dialect::Misuse), caps.misuse) {
+        return Err(bad(format!(
+            "{path}: `{op}` is misuse, which only the tagalloc backend reports ({spec} cannot)"
+        )));
+    }
+    if let (Some(op), false) = (needs(Dialect::Faults), caps.faults) {
+        return Err(bad(format!(
+            "{path}: `{op}` needs a simulated memory source (tagalloc), not {spec}"
+        )));
+    }
+    Ok(b)
+}
+
+/// Runs one trace (single backend, or differential with `against`), without shrinking.
+fn check(a: &Args, path: &str, trace: &Trace) -> Result<Result<(), Report>, Bad> {
+    let left = open(&a.backend, path, trace)?;
+    Ok(match &a.against {
+        None => runner::run(left, trace),
+        Some(spec) => {
+            if trace.dialect() != Dialect::Clean {
+                return Err(bad(format!(
+                    "{path}: the differential runs clean traces only (no misuse or fault ops)"
+                )));
+            }
+            differ::diff(left, open(spec, path, trace)?, trace)
+        }
+    })
+}
+
+fn shrunk(a: &Args, path: &str, trace: &Trace, first: Report) -> Report {
+    let mut test = |t: &Trace| check(a, path, t).unwrap_or(Ok(()));
+    shrink::shrink(trace, Budget::default(), &mut test).unwrap_or(first)
+}
+
+fn run(a: &Args) -> Outcome {
+    if a.words.is_empty() {
+        return Err(usage("no trace given"));
+    }
+    let mut fired = false;
+    for path in &a.words {
+        let trace = read_trace(path)?;
+        match check(a, path, &trace)? {
+            Ok(()) => println!("{path}: ok ({} ops)", trace.len()),
+            Err(first) => {
+                fired = true;
+                println!("{path}: FAILED\n{}", shrunk(a, path, &trace, first));
+            }
+        }
+    }
+    Ok(ExitCode::from(u8::from(fired)))
+}
+
+fn shrink_cmd(a: &Args) -> Outcome {
+    let [path] = a.words.as_slice() else {
+        return Err(usage("shrink takes one trace"));
+    };
+    let trace = read_trace(path)?;
+    match check(a, path, &trace)? {
+        Ok(()) => {
+            eprintln!("{path}: the trace does not fail; nothing to shrink");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(first) => {
+            let r = shrunk(a, path, &trace, first);
+            eprintln!(
+                "{path}: {} at op {} [{}]; {} ops shrunk to {}",
+                r.failure,
+                r.index,
+                r.failure.kind(),
+                trace.len(),
+                r.trace.len()
+            );
+            println!("# {} [{}]\n{}", r.failure, r.failure.kind(), r.trace);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn decode(a: &Args) -> Outcome {
+    let [path] = a.words.as_slice() else {
+        return Err(usage("decode takes one file"));
+    };
+    let data = read_file(path)?;
+    let trace = match a.target {
+        Some(t) => t.decode(&data),
+        None => bytes::decode(&data, Dialect::All),
+    };
+    print!("{trace}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn encode(a: &Args) -> Outcome {
+    let [path] = a.words.as_slice() else {
+        return Err(usage("encode takes one trace"));
+    };
+    let data = bytes::encode(&read_trace(path)?);
+    match &a.out {
+        Some(out) => std::fs::write(out, &data).map_err(|e| bad(format!("{out}: {e}")))?,
+        None => std::io::stdout()
+            .write_all(&data)
+            .map_err(|e| bad(format!("stdout: {e}")))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A realistic trace for measuring: 256 slots, mostly small sizes, about as many frees as
+/// allocations.
+fn bench_trace(n: usize, mut seed: u64) -> Trace {
+    let mut next = move || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as usize
+    };
+    let small: Vec<usize> = SIZES.iter().copied().filter(|&s| s <= 4096).collect();
+    let ops = (0..n)
+        .map(|_| {
+            let slot = next() % 256;
+            let size = if next() % 16 == 0 {
+                SIZES[next() % 60]
+            } else {
+                small[next() % small.len()]
+            };
+            match next() % 20 {
+                0..=8 => Op::Malloc { slot, size },
+                9..=16 => Op::Free { slot },
+                17..=18 => Op::Realloc { slot, size },
+                _ => Op::Calloc {
+                    slot,
+                    count: 1 + next() % 8,
+                    size: size / 8,
+                },
+            }
+        })
+        .collect();
+    Trace::new(ops)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(a: &Args) -> Outcome {
+    let sizes = if a.ops > 0 {
+        vec![a.ops]
+    } else {
+        vec![100, 10_000]
+    };
+    println!("{:>8} {:>24} {:>14} {:>6}", "ops", "run", "ops/s", "runs");
+    for &n in &sizes {
+        // Short traces are repeated so each measurement lasts long enough to time.
+        let reps = (20_000 / n).max(1);
+        let traces: Vec<Trace> = (0..reps as u64).map(|s| bench_trace(n, s)).collect();
+        let measure = |name: &str, f: &dyn Fn(&Trace) -> Result<(), Report>| -> Result<(), Bad> {
+            let mut rates = Vec::new();
+            for _ in 0..a.runs {
+                let t0 = Instant::now();
+                for t in &traces {
+                    f(t).map_err(|r| bad(format!("benchmark trace failed:\n{r}")))?;
+                }
+                rates.push((n * reps) as f64 / t0.elapsed().as_secs_f64());
+            }
+            println!("{n:>8} {name:>24} {:>14.0} {:>6}", median(rates), a.runs);
+            Ok(())
+        };
+        let tagalloc = || {
+            Spec::Tagalloc
+                .open(Dialect::Clean)
+                .expect("tagalloc backend")
+        };
+        measure("tagalloc", &|t| runner::run(tagalloc(), t))?;
+        measure("tagalloc, walker off", &|t| {
+            let mut b = TagallocBackend::reserved();
+            b.set_walker(false);
+            runner::run(b, t)
+        })?;
+        measure("libc", &|t| runner::run(LibcBackend::new(), t))?;
+        measure("tagalloc vs libc", &|t| {
+            differ::diff(tagalloc(), LibcBackend::new(), t)
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = argv.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = parse_args(rest).and_then(|a| match cmd.as_str() {
+        "run" => run(&a),
+        "diff" => {
+            let a = Args {
+                against: Some(a.against.clone().unwrap_or(Spec::Libc)),
+                ..a
+            };
+            run(&a)
+        }
+        "shrink" => shrink_cmd(&a),
+        "decode" => decode(&a),
+        "encode" => encode(&a),
+        "bench" => bench(&a),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(usage(format!("unknown command `{other}`"))),
+    });
+    match result {
+        Ok(code) => code,
+        Err(Bad {
+            message,
+            usage: show_usage,
+        }) => {
+            eprintln!("tagalloc-diff: {message}");
+            if show_usage {
+                eprintln!("{USAGE}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

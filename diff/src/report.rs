@@ -1,0 +1,365 @@
+//! What broke, said so that a person can act on it: the failure, the operation index, the blocks
+//! involved, and a minimal trace that reproduces it, printed as a text trace ready to save as a
+//! regression.
+
+use std::fmt;
+
+use crate::backend::MisuseKind;
+use crate::op::{Op, Trace};
+use crate::text::Number;
+
+/// A block as a report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRef {
+    /// The slot holding it (`None`: leaked by an allocation into a live slot).
+    pub slot: Option<usize>,
+    /// Its address.
+    pub addr: usize,
+    /// Bytes requested.
+    pub size: usize,
+}
+
+impl fmt::Display for BlockRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.slot {
+            Some(s) => write!(f, "slot {s}")?,
+            None => f.write_str("leaked block")?,
+        }
+        write!(f, " at {:#x}, {} bytes", self.addr, Number(self.size))
+    }
+}
+
+/// One oracle firing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A returned block overlaps a live one.
+    Overlap {
+        /// The block just returned.
+        new: BlockRef,
+        /// The live block it overlaps.
+        old: BlockRef,
+    },
+    /// A returned block is not aligned as required.
+    Misaligned {
+        /// The block.
+        block: BlockRef,
+        /// Alignment required.
+        align: usize,
+    },
+    /// A live block's content changed while the program was not writing to it.
+    ContentChanged {
+        /// The block.
+        block: BlockRef,
+        /// First changed offset.
+        offset: usize,
+        /// Byte found.
+        found: u8,
+        /// Byte written there.
+        expected: u8,
+    },
+    /// `calloc` returned memory that is not zero.
+    CallocNotZero {
+        /// The block.
+        block: BlockRef,
+        /// First nonzero offset.
+        offset: usize,
+        /// Byte found.
+        found: u8,
+    },
+    /// `realloc` lost part of the common prefix of the old and new block.
+    ReallocLostPrefix {
+        /// The new block.
+        block: BlockRef,
+        /// The old block.
+        old: BlockRef,
+        /// First wrong offset.
+        offset: usize,
+        /// Byte found.
+        found: u8,
+        /// Byte the old block held there.
+        expected: u8,
+    },
+    /// `malloc_usable_size` below the request.
+    UsableTooSmall {
+        /// The block.
+        block: BlockRef,
+        /// What it said.
+        usable: usize,
+    },
+    /// `malloc_usable_size(NULL)` was not 0.
+    UsableOfNull {
+        /// What it said.
+        usable: usize,
+    },
+    /// NULL (or an error) where the request must succeed.
+    NullWhereSuccessRequired {
+        /// The call, in C.
+        call: String,
+        /// `errno` it set.
+        errno: i32,
+    },
+    /// A block where the request must fail.
+    SuccessWhereFailureRequired {
+        /// The call, in C.
+        call: String,
+        /// Address returned.
+        addr: usize,
+    },
+    /// A failure with an `errno` the call may not set.
+    WrongErrno {
+        /// The call, in C.
+        call: String,
+        /// `errno` set.
+        errno: i32,
+        /// Those allowed.
+        allowed: Vec<i32>,
+    },
+    /// A reply the call cannot give (a misuse report for a valid call, say).
+    UnexpectedReply {
+        /// The call, in C.
+        call: String,
+        /// What came back.
+        reply: String,
+    },
+    /// The backend's heap walker found the heap broken.
+    HeapCheck {
+        /// Its message.
+        message: String,
+    },
+    /// A misuse was not reported as it should be.
+    MisuseMissed {
+        /// The call, in C.
+        call: String,
+        /// Kinds of report that would be right.
+        expected: Vec<MisuseKind>,
+        /// What came back.
+        reply: String,
+    },
+    /// The backend panicked.
+    Panic {
+        /// The panic message.
+        message: String,
+    },
+    /// Two backends disagreed where glibc's semantics leave no room.
+    Divergence {
+        /// What differs.
+        what: String,
+        /// The first backend's answer.
+        left: String,
+        /// The second backend's answer.
+        right: String,
+    },
+    /// A text trace that parsed printed back to text that parses differently (or not at all).
+    TextRoundTrip {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// A short stable name of the oracle, used to keep the shrinker on the same bug.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Overlap { .. } => "overlap",
+            Failure::Misaligned { .. } => "misaligned",
+            Failure::ContentChanged { .. } => "content-changed",
+            Failure::CallocNotZero { .. } => "calloc-not-zero",
+            Failure::ReallocLostPrefix { .. } => "realloc-lost-prefix",
+            Failure::UsableTooSmall { .. } => "usable-too-small",
+            Failure::UsableOfNull { .. } => "usable-of-null",
+            Failure::NullWhereSuccessRequired { .. } => "null-where-success-required",
+            Failure::SuccessWhereFailureRequired { .. } => "success-where-failure-required",
+            Failure::WrongErrno { .. } => "wrong-errno",
+            Failure::UnexpectedReply { .. } => "unexpected-reply",
+            Failure::HeapCheck { .. } => "heap-check",
+            Failure::MisuseMissed { .. } => "misuse-missed",
+            Failure::Panic { .. } => "panic",
+            Failure::Divergence { .. } => "divergence",
+            Failure::TextRoundTrip { .. } => "text-round-trip",
+        }
+    }
+
+    /// The blocks the failure names.
+    pub fn blocks(&self) -> Vec<BlockRef> {
+        match self {
+            Failure::Overlap { new, old } => vec![*new, *old],
+            Failure::ReallocLostPrefix { block, old, .. } => vec![*block, *old],
+            Failure::Misaligned { block, .. }
+            | Failure::ContentChanged { block, .. }
+            | Failure::CallocNotZero { block, .. }
+            | Failure::UsableTooSmall { block, .. } => vec![*block],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn errno_name(e: i32) -> String {
+    match e {
+        libc::ENOMEM => "ENOMEM".into(),
+        libc::EINVAL => "EINVAL".into(),
+        0 => "0".into(),
+        e => e.to_string(),
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Overlap { new, old } => {
+                write!(
+                    f,
+                    "returned block overlaps a live block: new {new}; live {old}"
+                )
+            }
+            Failure::Misaligned { block, align } => {
+                write!(f, "block not aligned to {align}: {block}")
+            }
+            Failure::ContentChanged {
+                block,
+                offset,
+                found,
+                expected,
+            } => write!(
+                f,
+                "content of a live block changed: {block}: byte {offset} is {found:#04x}, \
+                 expected {expected:#04x}"
+            ),
+            Failure::CallocNotZero {
+                block,
+                offset,
+                found,
+            } => write!(
+                f,
+                "calloc memory not zero: {block}: byte {offset} is {found:#04x}"
+            ),
+            Failure::ReallocLostPrefix {
+                block,
+                old,
+                offset,
+                found,
+                expected,
+            } => write!(
+                f,
+                "realloc lost the common prefix: {block} (was {old}): byte {offset} is \
+                 {found:#04x}, expected {expected:#04x}"
+            ),
+            Failure::UsableTooSmall { block, usable } => {
+                write!(f, "malloc_usable_size {usable} below the request: {block}")
+            }
+            Failure::UsableOfNull { usable } => {
+                write!(f, "malloc_usable_size(NULL) is {usable}, expected 0")
+            }
+            Failure::NullWhereSuccessRequired { call, errno } => write!(
+                f,
+                "{call} returned NULL (errno {}) where success is required",
+                errno_name(*errno)
+            ),
+            Failure::SuccessWhereFailureRequired { call, addr } => {
+                write!(f, "{call} returned {addr:#x} where failure is required")
+            }
+            Failure::WrongErrno {
+                call,
+                errno,
+                allowed,
+            } => {
+                let allowed: Vec<String> = allowed.iter().map(|&e| errno_name(e)).collect();
+                write!(
+                    f,
+                    "{call} failed with errno {}, expected {}",
+                    errno_name(*errno),
+                    allowed.join(" or ")
+                )
+            }
+            Failure::UnexpectedReply { call, reply } => write!(f, "{call} answered {reply}"),
+            Failure::HeapCheck { message } => write!(f, "heap walker: {message}"),
+            Failure::MisuseMissed {
+                call,
+                expected,
+                reply,
+            } => write!(
+                f,
+                "misuse not reported: {call} should report {expected:?}, answered {reply}"
+            ),
+            Failure::Panic { message } => write!(f, "backend panicked: {message}"),
+            Failure::Divergence { what, left, right } => {
+                write!(f, "backends diverge on {what}: {left} vs {right}")
+            }
+            Failure::TextRoundTrip { message } => write!(f, "text round trip: {message}"),
+        }
+    }
+}
+
+/// A failure in context: which backend, which op, and the trace that reproduces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Backend (or `A vs B` for the differential).
+    pub backend: String,
+    /// Index of the op at which the oracle fired; `trace.len()` for the end-of-trace checks.
+    pub index: usize,
+    /// What broke (boxed: reports are rare, and a small `Result` keeps the happy path cheap).
+    pub failure: Box<Failure>,
+    /// The trace run (after shrinking, the minimal one).
+    pub trace: Trace,
+    /// Length of the original trace, when `trace` is a shrunk version of it.
+    pub shrunk_from: Option<usize>,
+}
+
+impl Report {
+    /// A report of `failure` at op `index` of `trace`.
+    pub fn new(
+        backend: impl Into<String>,
+        trace: &Trace,
+        index: usize,
+        failure: Failure,
+    ) -> Report {
+        Report {
+            backend: backend.into(),
+            index,
+            failure: Box::new(failure),
+            trace: trace.clone(),
+            shrunk_from: None,
+        }
+    }
+}
+
+impl Report {
+    /// The op at which the oracle fired (`None`: at the end of the trace).
+    pub fn op(&self) -> Option<Op> {
+        self.trace.ops.get(self.index).copied()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "oracle fired on {} at ", self.backend)?;
+        match self.op() {
+            Some(op) => writeln!(f, "op {} `{op}`", self.index)?,
+            None => writeln!(f, "the end of the trace (final check and cleanup)")?,
+        }
+        writeln!(f, "  {} [{}]", self.failure, self.failure.kind())?;
+        let blocks = self.failure.blocks();
+        if !blocks.is_empty() {
+            writeln!(f, "blocks involved:")?;
+            for b in blocks {
+                writeln!(f, "  {b}")?;
+            }
+        }
+        match self.shrunk_from {
+            Some(n) => writeln!(
+                f,
+                "minimal trace ({} ops, shrunk from {n}):",
+                self.trace.len()
+            )?,
+            None => writeln!(f, "trace ({} ops):", self.trace.len())?,
+        }
+        writeln!(
+            f,
+            "# reproduces: {} [{}]",
+            self.failure,
+            self.failure.kind()
+        )?;
+        write!(f, "{}", self.trace)
+    }
+}
+
+impl std::error::Error for Report {}

@@ -1,0 +1,550 @@
+//! The runner: one trace on one backend, every result judged by the shadow model.
+//!
+//! Per op: work out what the call must do ([`rules`]), make the call, and judge the reply; check the
+//! content of any block about to be handed back to the allocator, and of the neighbours of any
+//! block the allocator just touched; then run the backend's heap walker. At the end of the trace,
+//! check every live block, free them all, and walk the heap once more.
+//!
+//! Pointers are written through only after the shadow accepted them (aligned, not overlapping a
+//! live block), so a broken backend produces a report rather than a wild write.
+
+mod misuse;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use crate::backend::{Backend, Caps, Fault, Reply, Request};
+use crate::op::{Op, Trace};
+use crate::report::{Failure, Report};
+use crate::shadow::rules::{self, Context, Expect, Need};
+use crate::shadow::{pattern, Block, Owner, Shadow};
+use crate::text::Number;
+
+/// The class of a reply, as the differential runner compares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A block was returned.
+    Block,
+    /// `realloc(p, 0)` freed `p`.
+    Freed,
+    /// `free` (or a fault injection) returned.
+    Done,
+    /// `malloc_usable_size` answered.
+    Size,
+    /// The call failed with this `errno`.
+    Failed(i32),
+    /// A misuse was reported.
+    Misuse,
+    /// Nothing was called (the backend lacks the function, or the op did not apply).
+    Skipped,
+}
+
+/// What one op did, for the differential runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The reply's class.
+    pub outcome: Outcome,
+    /// Whether the rules allowed this call to fail for want of memory.
+    pub may_fail: bool,
+    /// Digest of the bytes read back (calloc's zeros, realloc's preserved prefix).
+    pub digest: Option<u64>,
+    /// The block the op worked on before it: (op that made it, its size).
+    pub prior: Option<(usize, usize)>,
+}
+
+impl Step {
+    fn new(outcome: Outcome) -> Step {
+        Step {
+            outcome,
+            may_fail: false,
+            digest: None,
+            prior: None,
+        }
+    }
+}
+
+/// One backend, its shadow, and where the trace stands.
+pub struct Runner<B: Backend> {
+    backend: B,
+    caps: Caps,
+    shadow: Shadow,
+    usable_supported: bool,
+    corrupted: bool,
+    global_area: Box<misuse::Area>,
+    index: usize,
+}
+
+pub(crate) fn call_text(op: &Op) -> String {
+    let n = Number;
+    match *op {
+        Op::Malloc { size, .. } => format!("malloc({})", n(size)),
+        Op::Calloc { count, size, .. } => format!("calloc({}, {})", n(count), n(size)),
+        Op::Realloc { slot, size } => format!("realloc(slot {slot}, {})", n(size)),
+        Op::Free { slot } => format!("free(slot {slot})"),
+        Op::PosixMemalign { align, size, .. } => {
+            format!("posix_memalign({}, {})", n(align), n(size))
+        }
+        Op::AlignedAlloc { align, size, .. } => format!("aligned_alloc({}, {})", n(align), n(size)),
+        Op::Memalign { align, size, .. } => format!("memalign({}, {})", n(align), n(size)),
+        Op::UsableSize { slot } => format!("malloc_usable_size(slot {slot})"),
+        op => op.to_string(),
+    }
+}
+
+pub(crate) fn reply_text(r: &Reply) -> String {
+    match r {
+        Reply::Ptr(p) => format!("{:#x}", p.as_ptr() as usize),
+        Reply::Null { errno } => format!("NULL (errno {errno})"),
+        Reply::Freed => "NULL (freed)".into(),
+        Reply::Done => "done".into(),
+        Reply::Size(n) => format!("size {n}"),
+        Reply::Misuse(m) => format!("misuse {m}"),
+        Reply::Unsupported => "unsupported".into(),
+    }
+}
+
+pub(crate) fn unexpected(op: &Op, r: &Reply) -> Failure {
+    Failure::UnexpectedReply {
+        call: call_text(op),
+        reply: reply_text(r),
+    }
+}
+
+impl<B: Backend> Runner<B> {
+    /// A runner over a fresh backend.
+    pub fn new(backend: B) -> Runner<B> {
+        let caps = backend.caps();
+        Runner {
+            backend,
+            caps,
+            shadow: Shadow::new(),
+            usable_supported: true,
+            corrupted: false,
+            global_area: misuse::Area::boxed(),
+            index: 0,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The shadow.
+    pub fn shadow(&self) -> &Shadow {
+        &self.shadow
+    }
+
+    fn context(&self) -> Context {
+        Context {
+            limits: self.backend.limits(),
+            spent: self.shadow.spent,
+            faults_pending: self.backend.faults_pending(),
+        }
+    }
+
+    fn call(&mut self, req: Request) -> Reply {
+        // SAFETY: the runner passes only pointers the backend returned and that the shadow holds
+        // as live, or null; bad pointers only in `misuse`, which requires `caps.misuse`.
+        unsafe { self.backend.call(req) }
+    }
+
+    fn seed(&self, slot: usize) -> u64 {
+        // Depends only on the op index and slot, so two backends fill the same bytes.
+        (self.index as u64)
+            .wrapping_mul(0x2545_f491_4f6c_dd1d)
+            .wrapping_add(slot as u64)
+            ^ 0x6a09_e667_f3bc_c908
+    }
+
+    /// Runs op number `index` of a trace (ops must come in order).
+    pub fn step(&mut self, index: usize, op: &Op) -> Result<Step, Failure> {
+        self.index = index;
+        if self.corrupted {
+            return Ok(Step::new(Outcome::Skipped));
+        }
+        let step = self.dispatch(op)?;
+        if self.caps.walker && !self.corrupted {
+            self.backend
+                .check()
+                .map_err(|message| Failure::HeapCheck { message })?;
+        }
+        Ok(step)
+    }
+
+    fn dispatch(&mut self, op: &Op) -> Result<Step, Failure> {
+        let ctx = self.context();
+        match *op {
+            Op::Malloc { slot, size } => {
+                let e = rules::malloc(size, &ctx);
+                let r = self.call(Request::Malloc { size });
+                self.allocated(op, slot, e, 1, false, r)
+            }
+            Op::Calloc { slot, count, size } => {
+                let e = rules::calloc(count, size, &ctx);
+                let r = self.call(Request::Calloc { count, size });
+                self.allocated(op, slot, e, 1, true, r)
+            }
+            Op::PosixMemalign { slot, align, size } => {
+                let e = rules::posix_memalign(align, size, &ctx);
+                let r = self.call(Request::PosixMemalign { align, size });
+                self.allocated(op, slot, e, align, false, r)
+            }
+            Op::AlignedAlloc { slot, align, size } => {
+                let e = rules::aligned_alloc(align, size, &ctx);
+                let r = self.call(Request::AlignedAlloc { align, size });
+                self.allocated(op, slot, e, align, false, r)
+            }
+            Op::Memalign { slot, align, size } => {
+                let e = rules::memalign(align, size, &ctx);
+                let r = self.call(Request::Memalign { align, size });
+                self.allocated(op, slot, e, align, false, r)
+            }
+            Op::Realloc { slot, size } => self.realloc(op, slot, size, &ctx),
+            Op::Free { slot } => self.free(op, slot),
+            Op::UsableSize { slot } => self.usable_size(op, slot),
+            Op::Check => {
+                // SAFETY: every block in the shadow is live in the backend.
+                unsafe { self.shadow.verify_all()? };
+                Ok(Step::new(Outcome::Done))
+            }
+            Op::Misuse { call, ptr } => self.misuse(op, call, ptr),
+            Op::Overwrite { slot, len } => self.overwrite(slot, len),
+            Op::FailNext { count } => Ok(self.inject(Fault::FailNext(count))),
+            Op::ForeignSbrk { bytes } => {
+                // The heap may abandon the rest of its segment when the break jumps.
+                self.shadow.spent = self.shadow.spent.saturating_add(bytes + (256 << 10));
+                Ok(self.inject(Fault::ForeignSbrk(bytes)))
+            }
+        }
+    }
+
+    fn inject(&mut self, fault: Fault) -> Step {
+        if self.caps.faults && self.backend.inject(fault) {
+            Step::new(Outcome::Done)
+        } else {
+            Step::new(Outcome::Skipped)
+        }
+    }
+
+    /// Judges a failed call against `e`.
+    fn failed(&self, op: &Op, e: &Expect, errno: i32) -> Result<Step, Failure> {
+        if e.need == Need::Success {
+            return Err(Failure::NullWhereSuccessRequired {
+                call: call_text(op),
+                errno,
+            });
+        }
+        if !e.errnos.contains(&errno) {
+            return Err(Failure::WrongErrno {
+                call: call_text(op),
+                errno,
+                allowed: e.errnos.to_vec(),
+            });
+        }
+        Ok(Step {
+            may_fail: e.need == Need::Either,
+            ..Step::new(Outcome::Failed(errno))
+        })
+    }
+
+    /// Asks the backend for the usable size of a block it just returned.
+    fn usable(&mut self, op: &Op, b: &Block, slot: usize) -> Result<Option<usize>, Failure> {
+        if !self.usable_supported {
+            return Ok(None);
+        }
+        match self.call(Request::UsableSize {
+            ptr: b.addr as *mut u8,
+        }) {
+            Reply::Size(u) if u >= b.size => Ok(Some(u)),
+            Reply::Size(usable) => Err(Failure::UsableTooSmall {
+                block: self.shadow.block_ref(Owner::Slot(slot), b),
+                usable,
+            }),
+            Reply::Unsupported => {
+                self.usable_supported = false;
+                Ok(None)
+            }
+            r => Err(unexpected(op, &r)),
+        }
+    }
+
+    /// Checks a block just returned (alignment, overlap) and records it in `slot`.
+    fn accept(
+        &mut self,
+        op: &Op,
+        slot: usize,
+        e: &Expect,
+        align: usize,
+        addr: usize,
+    ) -> Result<Block, Failure> {
+        if e.need == Need::Failure {
+            return Err(Failure::SuccessWhereFailureRequired {
+                call: call_text(op),
+                addr,
+            });
+        }
+        let mut b = Block {
+            addr,
+            size: e.size,
+            usable: None,
+            align,
+            seed: self.seed(slot),
+            born: self.index,
+        };
+        if addr % e.align != 0 {
+            return Err(Failure::Misaligned {
+                block: self.shadow.block_ref(Owner::Slot(slot), &b),
+                align: e.align,
+            });
+        }
+        self.shadow.insert(slot, b)?;
+        b.usable = self.usable(op, &b, slot)?;
+        self.shadow.spent = self.shadow.spent.saturating_add(rules::cost(e.size, align));
+        Ok(b)
+    }
+
+    fn allocated(
+        &mut self,
+        op: &Op,
+        slot: usize,
+        e: Expect,
+        align: usize,
+        zeroed: bool,
+        r: Reply,
+    ) -> Result<Step, Failure> {
+        match r {
+            Reply::Ptr(p) => {
+                let b = self.accept(op, slot, &e, align, p.as_ptr() as usize)?;
+                let mut digest = None;
+                if zeroed {
+                    let regions = pattern::regions(b.size);
+                    for r in regions.iter().cloned() {
+                        // SAFETY: the block is live, `b.size` bytes, and overlaps no other block.
+                        let bad = unsafe { pattern::mismatch(p.as_ptr(), None, r) };
+                        if let Some((offset, found, _)) = bad {
+                            return Err(Failure::CallocNotZero {
+                                block: self.shadow.block_ref(Owner::Slot(slot), &b),
+                                offset,
+                                found,
+                            });
+                        }
+                    }
+                    // SAFETY: as above.
+                    digest = Some(unsafe { pattern::digest(p.as_ptr(), &regions) });
+                }
+                // SAFETY: as above; and every other recorded block is live.
+                unsafe {
+                    Shadow::fill(&b);
+                    self.shadow.verify_neighbours(b.addr)?;
+                }
+                Ok(Step {
+                    may_fail: e.need == Need::Either,
+                    digest,
+                    ..Step::new(Outcome::Block)
+                })
+            }
+            Reply::Null { errno } => self.failed(op, &e, errno),
+            Reply::Unsupported => Ok(Step::new(Outcome::Skipped)),
+            r => Err(unexpected(op, &r)),
+        }
+    }
+
+    fn realloc(
+        &mut self,
+        op: &Op,
+        slot: usize,
+        size: usize,
+        ctx: &Context,
+    ) -> Result<Step, Failure> {
+        let Some(old) = self.shadow.get(slot).copied() else {
+            let e = rules::malloc(size, ctx);
+            let r = self.call(Request::Realloc {
+                ptr: ptr::null_mut(),
+                size,
+            });
+            return self.allocated(op, slot, e, 1, false, r);
+        };
+        let owner = Owner::Slot(slot);
+        // SAFETY: the block is live.
+        unsafe { self.shadow.verify(owner, &old)? };
+        let prior = Some((old.born, old.size));
+        let r = self.call(Request::Realloc {
+            ptr: old.addr as *mut u8,
+            size,
+        });
+        let e = rules::malloc(size, ctx);
+        match r {
+            Reply::Freed if size == 0 => {
+                self.shadow.remove(owner);
+                // SAFETY: the recorded blocks are live.
+                unsafe { self.shadow.verify_neighbours(old.addr)? };
+                Ok(Step {
+                    prior,
+                    ..Step::new(Outcome::Freed)
+                })
+            }
+            Reply::Ptr(p) => {
+                self.shadow.remove(owner);
+                let b = self.accept(op, slot, &e, 1, p.as_ptr() as usize)?;
+                let keep = pattern::regions_below(old.size, old.size.min(size));
+                for r in keep.iter().cloned() {
+                    // SAFETY: the new block is live, `size` bytes, and overlaps no other block.
+                    let bad = unsafe { pattern::mismatch(p.as_ptr(), Some(old.seed), r) };
+                    if let Some((offset, found, expected)) = bad {
+                        return Err(Failure::ReallocLostPrefix {
+                            block: self.shadow.block_ref(owner, &b),
+                            old: self.shadow.block_ref(owner, &old),
+                            offset,
+                            found,
+                            expected,
+                        });
+                    }
+                }
+                // SAFETY: as above; and every other recorded block is live.
+                let digest = unsafe {
+                    let d = pattern::digest(p.as_ptr(), &keep);
+                    Shadow::fill(&b);
+                    self.shadow.verify_neighbours(b.addr)?;
+                    if b.addr != old.addr {
+                        self.shadow.verify_neighbours(old.addr)?;
+                    }
+                    d
+                };
+                Ok(Step {
+                    may_fail: e.need == Need::Either,
+                    digest: Some(digest),
+                    prior,
+                    ..Step::new(Outcome::Block)
+                })
+            }
+            Reply::Null { errno } if size != 0 => {
+                let step = self.failed(op, &e, errno)?;
+                // SAFETY: a failed realloc leaves the old block live and unchanged.
+                unsafe { self.shadow.verify(owner, &old)? };
+                Ok(Step { prior, ..step })
+            }
+            r => Err(unexpected(op, &r)),
+        }
+    }
+
+    fn free(&mut self, op: &Op, slot: usize) -> Result<Step, Failure> {
+        let Some(old) = self.shadow.get(slot).copied() else {
+            return match self.call(Request::Free {
+                ptr: ptr::null_mut(),
+            }) {
+                Reply::Done => Ok(Step::new(Outcome::Done)),
+                r => Err(unexpected(op, &r)),
+            };
+        };
+        let owner = Owner::Slot(slot);
+        // SAFETY: the block is live.
+        unsafe { self.shadow.verify(owner, &old)? };
+        match self.call(Request::Free {
+            ptr: old.addr as *mut u8,
+        }) {
+            Reply::Done => {
+                self.shadow.remove(owner);
+                // SAFETY: the recorded blocks are live.
+                unsafe { self.shadow.verify_neighbours(old.addr)? };
+                Ok(Step {
+                    prior: Some((old.born, old.size)),
+                    ..Step::new(Outcome::Done)
+                })
+            }
+            r => Err(unexpected(op, &r)),
+        }
+    }
+
+    fn usable_size(&mut self, op: &Op, slot: usize) -> Result<Step, Failure> {
+        let b = self.shadow.get(slot).copied();
+        let ptr = b.map_or(ptr::null_mut(), |b| b.addr as *mut u8);
+        match (self.call(Request::UsableSize { ptr }), b) {
+            (Reply::Size(0), None) => Ok(Step::new(Outcome::Size)),
+            (Reply::Size(usable), None) => Err(Failure::UsableOfNull { usable }),
+            (Reply::Size(u), Some(b)) if u >= b.size => Ok(Step::new(Outcome::Size)),
+            (Reply::Size(usable), Some(b)) => Err(Failure::UsableTooSmall {
+                block: self.shadow.block_ref(Owner::Slot(slot), &b),
+                usable,
+            }),
+            (Reply::Unsupported, _) => Ok(Step::new(Outcome::Skipped)),
+            (r, _) => Err(unexpected(op, &r)),
+        }
+    }
+
+    /// The end of the trace: checks every live block, frees them all, walks the heap.
+    pub fn finish(&mut self) -> Result<(), Failure> {
+        if self.corrupted {
+            return Ok(());
+        }
+        // SAFETY: every block in the shadow is live in the backend.
+        unsafe { self.shadow.verify_all()? };
+        for (owner, b) in self.shadow.live() {
+            match self.call(Request::Free {
+                ptr: b.addr as *mut u8,
+            }) {
+                Reply::Done => {
+                    self.shadow.remove(owner);
+                }
+                r => {
+                    return Err(Failure::UnexpectedReply {
+                        call: format!("free({:#x}) at the end of the trace", b.addr),
+                        reply: reply_text(&r),
+                    })
+                }
+            }
+        }
+        if self.caps.walker {
+            self.backend
+                .check()
+                .map_err(|message| Failure::HeapCheck { message })?;
+        }
+        Ok(())
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".into()
+    }
+}
+
+/// Runs `f`, turning a panic into [`Failure::Panic`].
+pub fn guarded<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(Failure::Panic {
+            message: panic_message(&*p),
+        }),
+    }
+}
+
+/// Drops `value`, swallowing a panic in its destructor (a heap left broken by a failure).
+pub fn drop_quietly<T>(value: T) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
+/// Runs `trace` on `backend` with the shadow model; the first oracle that fires is reported.
+pub fn run<B: Backend>(backend: B, trace: &Trace) -> Result<(), Report> {
+    let name = backend.name();
+    let mut runner = Runner::new(backend);
+    let mut result = Ok(());
+    for (i, op) in trace.ops.iter().enumerate() {
+        if let Err(f) = guarded(|| runner.step(i, op)) {
+            result = Err(Report::new(name.clone(), trace, i, f));
+            break;
+        }
+    }
+    if result.is_ok() {
+        if let Err(f) = guarded(|| runner.finish()) {
+            result = Err(Report::new(name, trace, trace.len(), f));
+        }
+    }
+    drop_quietly(runner);
+    result
+}

@@ -1,0 +1,195 @@
+//! The library side of the fuzz targets: each target is one function from input bytes to a
+//! verdict, so a `fuzz_target!` is three lines and `cargo test` replays corpora through exactly the
+//! same code.
+//!
+//! | target | input | runs |
+//! | --- | --- | --- |
+//! | [`ops`] | fuzz bytes, [`Dialect::Clean`] | tagalloc (private break), shadow model + heap walker after every op |
+//! | [`diff`] | fuzz bytes, [`Dialect::Clean`] | tagalloc against libc, differential |
+//! | [`misuse`] | fuzz bytes, [`Dialect::Misuse`] | tagalloc; every misuse must be reported as the right error, nothing else may be |
+//! | [`faults`] | fuzz bytes, [`Dialect::Faults`] | tagalloc on a simulated source, with injected OS failures and foreign `sbrk`: success is correct or failure is a clean `ENOMEM`, heap always valid |
+//! | [`trace_parse`] | text | the parser never panics; what it accepts prints back to the same trace |
+//!
+//! A fuzz target calls [`fuzz`] (which panics with the report, minimal trace included):
+//!
+//! ```ignore
+//! #![no_main]
+//! libfuzzer_sys::fuzz_target!(|data: &[u8]| tagalloc_diff::targets::fuzz(tagalloc_diff::targets::Target::Ops, data));
+//! ```
+//!
+//! Deterministic: same bytes, same verdict. On failure the trace is shrunk (within
+//! [`SHRINK_BUDGET`]) before it is reported.
+
+use std::time::Duration;
+
+use crate::backend::libc::LibcBackend;
+use crate::backend::tagalloc::for_dialect;
+use crate::bytes;
+use crate::differ;
+use crate::op::{Dialect, Trace};
+use crate::report::{Failure, Report};
+use crate::runner;
+use crate::shrink::{self, Budget};
+use crate::text;
+
+/// How hard a target shrinks a failing trace before reporting it.
+pub const SHRINK_BUDGET: Budget = Budget {
+    runs: 2000,
+    time: Duration::from_secs(15),
+};
+
+/// The five fuzz targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// See [`ops`].
+    Ops,
+    /// See [`diff`].
+    Diff,
+    /// See [`misuse`].
+    Misuse,
+    /// See [`faults`].
+    Faults,
+    /// See [`trace_parse`].
+    TraceParse,
+}
+
+impl Target {
+    /// Every target, in a fixed order.
+    pub const ALL: [Target; 5] = [
+        Target::Ops,
+        Target::Diff,
+        Target::Misuse,
+        Target::Faults,
+        Target::TraceParse,
+    ];
+
+    /// The target's name (its `fuzz/fuzz_targets/NAME.rs` and `corpus/NAME/`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Ops => "ops",
+            Target::Diff => "diff",
+            Target::Misuse => "misuse",
+            Target::Faults => "faults",
+            Target::TraceParse => "trace_parse",
+        }
+    }
+
+    /// The target called `name`.
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The dialect its fuzz bytes decode in (`None`: the input is text).
+    pub fn dialect(self) -> Option<Dialect> {
+        match self {
+            Target::Ops | Target::Diff => Some(Dialect::Clean),
+            Target::Misuse => Some(Dialect::Misuse),
+            Target::Faults => Some(Dialect::Faults),
+            Target::TraceParse => None,
+        }
+    }
+
+    /// Runs the target on one input.
+    pub fn run(self, data: &[u8]) -> Result<(), Report> {
+        match self {
+            Target::TraceParse => trace_parse(data),
+            _ => self.run_trace(&self.decode(data)),
+        }
+    }
+
+    /// Decodes an input as this target does (text for `trace_parse`, empty if it does not parse).
+    pub fn decode(self, data: &[u8]) -> Trace {
+        match self.dialect() {
+            Some(d) => bytes::decode(data, d),
+            None => text::parse_bytes(data).unwrap_or_default(),
+        }
+    }
+
+    /// Runs an already decoded trace as this target does, shrinking it on failure.
+    pub fn run_trace(self, trace: &Trace) -> Result<(), Report> {
+        let mut test = |t: &Trace| self.check(t);
+        match test(trace) {
+            Ok(()) => Ok(()),
+            Err(first) => Err(shrink::shrink(trace, SHRINK_BUDGET, &mut test).unwrap_or(first)),
+        }
+    }
+
+    /// Runs a trace once, without shrinking.
+    pub fn check(self, trace: &Trace) -> Result<(), Report> {
+        match self {
+            Target::Diff => differ::diff(for_dialect(Dialect::Clean), LibcBackend::new(), trace),
+            Target::TraceParse => round_trip(trace),
+            Target::Ops => runner::run(for_dialect(Dialect::Clean), trace),
+            Target::Misuse => runner::run(for_dialect(Dialect::Misuse), trace),
+            Target::Faults => runner::run(for_dialect(Dialect::Faults), trace),
+        }
+    }
+}
+
+/// `ops`: a trace on tagalloc, shadow model plus heap walker after every op.
+pub fn ops(data: &[u8]) -> Result<(), Report> {
+    Target::Ops.run(data)
+}
+
+/// `diff`: the same trace on tagalloc and on libc, differential.
+pub fn diff(data: &[u8]) -> Result<(), Report> {
+    Target::Diff.run(data)
+}
+
+/// `misuse`: traces that also free twice, free interior and foreign pointers and overwrite tags.
+pub fn misuse(data: &[u8]) -> Result<(), Report> {
+    Target::Misuse.run(data)
+}
+
+/// `faults`: traces interleaved with failing OS requests and foreign break moves.
+pub fn faults(data: &[u8]) -> Result<(), Report> {
+    Target::Faults.run(data)
+}
+
+/// `trace_parse`: arbitrary bytes as a text trace.
+pub fn trace_parse(data: &[u8]) -> Result<(), Report> {
+    match text::parse_bytes(data) {
+        Err(_) => Ok(()),
+        Ok(t) => Target::TraceParse.run_trace(&t),
+    }
+}
+
+fn round_trip(t: &Trace) -> Result<(), Report> {
+    let fail = |message: String| {
+        Err(Report::new(
+            "text",
+            t,
+            t.len(),
+            Failure::TextRoundTrip { message },
+        ))
+    };
+    if t.clone().fixed(Dialect::All) != *t {
+        return fail("the parser accepted a trace that fixup changes".into());
+    }
+    let printed = t.to_string();
+    match text::parse(&printed) {
+        Ok(back) if back == *t => Ok(()),
+        Ok(_) => fail(format!(
+            "printed text parses to a different trace:\n{printed}"
+        )),
+        Err(e) => fail(format!("printed text does not parse ({e}):\n{printed}")),
+    }
+}
+
+/// What a fuzz target calls: runs `target` on `data` and panics with the report if an oracle
+/// fires.
+pub fn fuzz(target: Target, data: &[u8]) {
+    if let Err(report) = target.run(data) {
+        panic!("tagalloc-diff {} target:\n{report}", target.name());
+    }
+}
+
+/// Replays a readable regression trace: on tagalloc (any dialect), and differentially against
+/// libc when it has only clean ops.
+pub fn replay(trace: &Trace) -> Result<(), Report> {
+    runner::run(for_dialect(trace.dialect()), trace)?;
+    if trace.dialect() == Dialect::Clean {
+        differ::diff(for_dialect(Dialect::Clean), LibcBackend::new(), trace)?;
+    }
+    Ok(())
+}

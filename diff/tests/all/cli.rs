@@ -1,0 +1,201 @@
+//! The command-line tool on good, failing and malformed traces, and on shared-object backends
+//! built here from a few lines of C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tagalloc-diff");
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tagalloc-diff-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn file(name: &str, content: &[u8]) -> String {
+    let p = dir().join(name);
+    std::fs::write(&p, content).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const GOOD: &str = "# grows, shrinks, crosses the mmap threshold\nmalloc 0 24\ncalloc 1 10 8\n\
+                    realloc 0 100\nposix_memalign 2 64 200\nmalloc 3 131072\nrealloc 3 16\n\
+                    usable_size 1\nmalloc 4 PTRDIFF_MAX+1\nfree 0\ncheck\n";
+
+#[test]
+fn good_traces_exit_0_on_every_backend() {
+    let t = file("good.trace", GOOD.as_bytes());
+    let csapp = file(
+        "lab.rep",
+        b"20000\n2\n5\n1\na 0 2040\na 1 2040\nr 0 4000\nf 1\nf 0\n",
+    );
+    for args in [
+        vec!["run", &t, &csapp],
+        vec!["run", "--backend", "libc", &t],
+        vec!["diff", &t, &csapp],
+        vec!["diff", "--backend", "libc", "--against", "tagalloc", &t],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(": ok ("), "{}", text(&o));
+    }
+}
+
+#[test]
+fn malformed_traces_exit_2_naming_file_and_line() {
+    let t = file("bad.trace", b"malloc 0 24\n\nfree zero\n");
+    let o = run(&["run", &t]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{t}:3: bad a slot `zero`")),
+        "{}",
+        text(&o)
+    );
+    for args in [
+        vec!["frobnicate"],
+        vec!["run"],
+        vec!["run", "--backend"],
+        vec![],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).contains("usage:"), "{args:?}: {}", text(&o));
+    }
+    let o = run(&["run", "/nonexistent/x.trace"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let misuse = file("misuse.trace", b"malloc 0 8\nmisuse free freed 0\n");
+    let o = run(&["run", "--backend", "libc", &misuse]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(run(&["run", &misuse]).status.code(), Some(0));
+}
+
+#[test]
+fn encode_and_decode_round_trip() {
+    let t = file("rt.trace", GOOD.as_bytes());
+    let bin = dir().join("rt.bin");
+    let o = run(&["encode", "-o", bin.to_str().unwrap(), &t]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["decode", bin.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let decoded = String::from_utf8(o.stdout).unwrap();
+    let parse = |s: &str| tagalloc_diff::text::parse(s).unwrap();
+    assert_eq!(parse(&decoded), parse(GOOD));
+}
+
+/// Compiles `c` into a shared object, or `None` (with a message) when there is no C compiler.
+fn shared_object(name: &str, c: &str) -> Option<String> {
+    let src = file(&format!("{name}.c"), c.as_bytes());
+    let so = dir().join(format!("{name}.so"));
+    match Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .output()
+    {
+        Err(_) => {
+            eprintln!("SKIPPED: gcc not found, so no .so backend can be built for this test");
+            None
+        }
+        Ok(o) => {
+            assert!(o.status.success(), "gcc: {}", text(&o));
+            Some(so.to_string_lossy().into_owned())
+        }
+    }
+}
+
+/// A bump allocator: correct when OFFSET is 0, 8-byte aligned when it is 8.
+const BUMP_C: &str = r#"
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+static _Alignas(16) unsigned char arena[64 << 20];
+static size_t top;
+void *malloc(size_t n) {
+    if (n > sizeof arena) { errno = ENOMEM; return NULL; }
+    size_t start = (top + 16 + 15) & ~(size_t)15;
+    if (start + n + OFFSET > sizeof arena) { errno = ENOMEM; return NULL; }
+    unsigned char *p = arena + start + OFFSET;
+    ((size_t *)p)[-1] = n;
+    top = start + OFFSET + n;
+    return p;
+}
+void free(void *p) { (void)p; }
+void *calloc(size_t c, size_t n) {
+    if (n && c > SIZE_MAX / n) { errno = ENOMEM; return NULL; }
+    void *p = malloc(c * n);
+    if (p) memset(p, 0, c * n);
+    return p;
+}
+void *realloc(void *p, size_t n) {
+    if (!p) return malloc(n);
+    if (!n) { free(p); return NULL; }
+    void *q = malloc(n);
+    if (!q) return NULL;
+    size_t old = ((size_t *)p)[-1];
+    memcpy(q, p, old < n ? old : n);
+    return q;
+}
+size_t malloc_usable_size(void *p) { return p ? ((size_t *)p)[-1] : 0; }
+"#;
+
+#[test]
+fn shared_object_backends() {
+    let Some(good) = shared_object("bump", &BUMP_C.replace("OFFSET", "0")) else {
+        return;
+    };
+    let Some(misaligned) = shared_object("bump8", &BUMP_C.replace("OFFSET", "8")) else {
+        return;
+    };
+    let Some(empty) = shared_object("nomalloc", "int not_an_allocator(void) { return 0; }\n")
+    else {
+        return;
+    };
+    let t = file(
+        "so.trace",
+        b"malloc 0 24\nmalloc 1 40\ncalloc 2 4 8\nrealloc 0 300\nfree 1\nmalloc 3 SIZE_MAX\n",
+    );
+
+    let o = run(&["run", "--backend", &good, &t]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["diff", "--backend", &good, "--against", "libc", &t]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let o = run(&["run", "--backend", &misaligned, &t]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("not aligned to 16") && out.contains("minimal trace (1 ops"),
+        "{out}"
+    );
+
+    let o = run(&["shrink", "--backend", &misaligned, &t]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let minimal = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        tagalloc_diff::text::parse(&minimal).unwrap().len(),
+        1,
+        "{minimal}"
+    );
+
+    let o = run(&["run", "--backend", &empty, &t]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("does not export `malloc`"),
+        "{}",
+        text(&o)
+    );
+    assert!(Path::new(&good).exists());
+}
