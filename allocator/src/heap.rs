@@ -299,7 +299,7 @@ impl<S: Source> Heap<S> {
     }
 
     /// Finds and unlinks a free block of at least `need` bytes: exact bins take their head; in a
-    /// ranged bin the best fit among its first 32 blocks; failing that, the head of the first
+    /// ranged bin the best fit among its first 16 blocks; failing that, the head of the first
     /// non-empty bin above, every block of which is large enough.
     fn find(&mut self, need: usize) -> Result<Option<*mut u8>, Error> {
         let bin = bin_of(need);
@@ -309,8 +309,10 @@ impl<S: Source> Heap<S> {
             let mut best_size = usize::MAX;
             let mut b = self.bins.head(bin);
             let mut seen = 0;
-            while !b.is_null() && seen < 32 {
-                let s = self.free_tag(b)?.size();
+            while !b.is_null() && seen < 16 {
+                // SAFETY: b is on a free list: its header is readable. The raw size is enough to
+                // choose; the chosen block's tag is checked below before it is used.
+                let s = unsafe { block::raw_size(b) };
                 if s >= need && s < best_size {
                     best = b;
                     best_size = s;
@@ -323,6 +325,9 @@ impl<S: Source> Heap<S> {
                 seen += 1;
             }
             if !best.is_null() {
+                if self.free_tag(best)?.size() != best_size {
+                    return Err(corrupt(Call::Malloc, best));
+                }
                 self.unlink(best, best_size, Call::Malloc)?;
                 return Ok(Some(best));
             }
@@ -415,7 +420,11 @@ impl<S: Source> Heap<S> {
             }
             return Ok(());
         }
-        let len = align_up(want, PAGE).ok_or(Error::OutOfMemory)?;
+        // Mapped segments grow geometrically (1 MiB, 2 MiB, ... 64 MiB), so a process whose break
+        // cannot grow (a hard brk limit; valgrind's 8 MiB client break) keeps few segments and
+        // `locate` stays short.
+        let floor = (1usize << 20) << self.stats.brk_fallbacks.min(6);
+        let len = align_up(want.max(floor), PAGE).ok_or(Error::OutOfMemory)?;
         let p = self.source.map(len).ok_or(Error::OutOfMemory)?;
         self.stats.brk_fallbacks += 1;
         self.stats.add_mmap(len);

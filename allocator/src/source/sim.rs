@@ -13,6 +13,8 @@ use std::ptr::NonNull;
 /// A simulated break and mappings with fault injection.
 #[derive(Debug)]
 pub struct Sim {
+    /// The allocation holding the arena; `arena` is its first page-aligned byte.
+    raw: NonNull<u8>,
     arena: NonNull<u8>,
     cap: usize,
     brk: usize,
@@ -31,11 +33,17 @@ impl Sim {
     /// If the arena cannot be allocated (this is test machinery, not an allocation path).
     pub fn new(cap: usize) -> Sim {
         let cap = align_up(cap.max(PAGE), PAGE).expect("arena size");
-        let layout = Layout::from_size_align(cap, PAGE).expect("arena layout");
+        // Asked with 16-byte alignment (a page more, the base rounded up to a page), so the system
+        // allocator can hand out lazily zeroed pages instead of clearing an aligned block.
+        let layout = Layout::from_size_align(cap + PAGE, 16).expect("arena layout");
         // SAFETY: the layout has a non-zero size.
-        let arena = unsafe { alloc::alloc_zeroed(layout) };
-        let arena = NonNull::new(arena).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let raw = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        let offset = raw.as_ptr().align_offset(PAGE);
+        // SAFETY: offset < PAGE, inside the allocation.
+        let arena = unsafe { NonNull::new_unchecked(raw.as_ptr().add(offset)) };
         Sim {
+            raw,
             arena,
             cap,
             brk: 0,
@@ -109,8 +117,8 @@ impl Drop for Sim {
         // SAFETY: the arena was allocated in `new` with this layout.
         unsafe {
             alloc::dealloc(
-                self.arena.as_ptr(),
-                Layout::from_size_align_unchecked(self.cap, PAGE),
+                self.raw.as_ptr(),
+                Layout::from_size_align_unchecked(self.cap + PAGE, 16),
             )
         }
     }
