@@ -299,7 +299,7 @@ impl<S: Source> Heap<S> {
     }
 
     /// Finds and unlinks a free block of at least `need` bytes: exact bins take their head; in a
-    /// ranged bin the best fit among its first 16 blocks; failing that, the head of the first
+    /// ranged bin the best fit among its first 8 blocks; failing that, the head of the first
     /// non-empty bin above, every block of which is large enough.
     fn find(&mut self, need: usize) -> Result<Option<*mut u8>, Error> {
         let bin = bin_of(need);
@@ -309,7 +309,7 @@ impl<S: Source> Heap<S> {
             let mut best_size = usize::MAX;
             let mut b = self.bins.head(bin);
             let mut seen = 0;
-            while !b.is_null() && seen < 16 {
+            while !b.is_null() && seen < 8 {
                 // SAFETY: b is on a free list: its header is readable. The raw size is enough to
                 // choose; the chosen block's tag is checked below before it is used.
                 let s = unsafe { block::raw_size(b) };
