@@ -81,10 +81,42 @@ fn handle(path: &str) -> Result<usize, String> {
     Ok(h as usize)
 }
 
+/// The symbol `name` defined by the object itself. `dlsym` on a handle also searches the object's
+/// dependencies, so a student's `mm.so` without `malloc_usable_size` would otherwise get glibc's,
+/// which would then be handed pointers glibc never made: the symbol must live in the object.
 fn symbol(handle: usize, name: &CStr) -> Option<*mut c_void> {
     // SAFETY: `handle` came from a successful dlopen and is never closed; `name` is NUL-terminated.
     let p = unsafe { ::libc::dlsym(handle as *mut c_void, name.as_ptr()) };
-    (!p.is_null()).then_some(p)
+    (!p.is_null() && defined_in(handle, p)).then_some(p)
+}
+
+/// Whether address `p` lies in the object loaded as `handle` (same file name in the link map).
+fn defined_in(handle: usize, p: *mut c_void) -> bool {
+    let mut map: *mut c_void = std::ptr::null_mut();
+    // SAFETY: RTLD_DI_LINKMAP writes a `struct link_map *` for a live handle.
+    let ok = unsafe {
+        ::libc::dlinfo(
+            handle as *mut c_void,
+            ::libc::RTLD_DI_LINKMAP,
+            (&mut map as *mut *mut c_void).cast(),
+        )
+    } == 0;
+    if !ok || map.is_null() {
+        return true;
+    }
+    // SAFETY: glibc's `struct link_map` starts with `l_addr` then `l_name` (a C string).
+    let own_name = unsafe { *(map as *const *const ::libc::c_char).add(1) };
+    // SAFETY: a zeroed Dl_info is a valid out-parameter for dladdr.
+    let mut info: ::libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables.
+    if unsafe { ::libc::dladdr(p, &mut info) } == 0
+        || info.dli_fname.is_null()
+        || own_name.is_null()
+    {
+        return false;
+    }
+    // SAFETY: both are NUL-terminated strings owned by the loader.
+    unsafe { CStr::from_ptr(info.dli_fname) == CStr::from_ptr(own_name) }
 }
 
 impl DylibBackend {
