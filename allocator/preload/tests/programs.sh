@@ -16,6 +16,8 @@
 #    that must be byte-identical and print the same).  Stdout must be
 #    byte-identical, stderr identical once tagalloc's own lines are removed,
 #    and the TAGALLOC_STATS=1 report must show bytes from brk and from mmap.
+# 4. Records the threads program with TAGALLOC_TRACE and replays the trace
+#    with tagalloc-diff, differentially against libc.
 #
 # Prints "ok  NAME" or "FAIL NAME: WHY" per check (the logs of every run are in
 # target/preload-tests/logs), then "N passed, M failed"; exits 1 on any
@@ -285,6 +287,27 @@ if stats=$(stats_show_brk_and_mmap "$logs/gcc-link.err"); then
     ok "gcc-link stats: $stats"
 else
     fail "gcc-link stats" "TAGALLOC_STATS=1 does not show brk and mmap: $stats"
+fi
+
+# ---------------------------------------------------------------------------
+# TAGALLOC_TRACE: a multi-threaded program recorded as a text trace, which the
+# suite's runner replays on tagalloc with every oracle, and differentially
+# against libc.  Recording must not change what the program prints.
+cargo build --release -q -p tagalloc-diff
+differ=$target/release/tagalloc-diff
+run trace-record 180 "$preload" TAGALLOC_TRACE="$work/threads.trace" -- "$bin/threads"
+if [[ $status -ne 0 ]]; then
+    fail "trace-record" "$(describe_status $status) while tracing: $(first_line "$logs/trace-record.err")"
+elif ! grep -q '^malloc ' "$work/threads.trace" || ! grep -q '^free ' "$work/threads.trace"; then
+    fail "trace-record" "the trace holds no malloc or free lines"
+else
+    ok "trace-record: $(grep -c -v '^#' "$work/threads.trace") calls from 4 threads"
+    run trace-replay 300 -- "$differ" diff "$work/threads.trace"
+    if [[ $status -eq 0 ]]; then
+        ok "trace-replay: $(first_line "$logs/trace-replay.out")"
+    else
+        fail "trace-replay" "$(describe_status $status): $(head -n 3 "$logs/trace-replay.out" "$logs/trace-replay.err" | tr '\n' ' ' | cut -c 1-200)"
+    fi
 fi
 
 finish
