@@ -61,15 +61,42 @@ pub fn compare(a: &Step, b: &Step) -> Option<Failure> {
     }
 }
 
+/// Which backend of a differential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The first backend (`a`).
+    Left,
+    /// The second (`b`).
+    Right,
+}
+
 /// Runs `trace` on `a` and `b` side by side; reports the first oracle firing on either side, or
 /// the first divergence between them.
+///
+/// When either backend has [`Caps::global_state`](crate::backend::Caps::global_state) (a shared
+/// object), the whole differential runs in a forked child ([`crate::isolate`]); otherwise here.
 pub fn diff<A: Backend, B: Backend>(a: A, b: B, trace: &Trace) -> Result<(), Report> {
+    if a.caps().global_state || b.caps().global_state {
+        return crate::isolate::diff(a, b, trace, crate::isolate::Isolation::default());
+    }
+    diff_watched(a, b, trace, &mut |_, _| {})
+}
+
+/// [`diff`] in this process whatever the backends, calling `watch(side, i)` before op `i` runs on
+/// `side`, and `watch(side, trace.len())` before that side's end-of-trace checks.
+pub fn diff_watched<A: Backend, B: Backend>(
+    a: A,
+    b: B,
+    trace: &Trace,
+    watch: &mut dyn FnMut(Side, usize),
+) -> Result<(), Report> {
     let (an, bn) = (a.name(), b.name());
     let both = format!("{an} vs {bn}");
     let mut ra = Runner::new(a);
     let mut rb = Runner::new(b);
     let mut result = Ok(());
     for (i, op) in trace.ops.iter().enumerate() {
+        watch(Side::Left, i);
         let sa = match guarded(|| ra.step(i, op)) {
             Ok(s) => s,
             Err(f) => {
@@ -77,6 +104,7 @@ pub fn diff<A: Backend, B: Backend>(a: A, b: B, trace: &Trace) -> Result<(), Rep
                 break;
             }
         };
+        watch(Side::Right, i);
         let sb = match guarded(|| rb.step(i, op)) {
             Ok(s) => s,
             Err(f) => {
@@ -90,11 +118,12 @@ pub fn diff<A: Backend, B: Backend>(a: A, b: B, trace: &Trace) -> Result<(), Rep
         }
     }
     if result.is_ok() {
-        if let Err(f) = guarded(|| ra.finish()) {
-            result = Err(Report::new(an, trace, trace.len(), f));
-        } else if let Err(f) = guarded(|| rb.finish()) {
-            result = Err(Report::new(bn, trace, trace.len(), f));
-        }
+        watch(Side::Left, trace.len());
+        result = guarded(|| ra.finish()).map_err(|f| Report::new(an, trace, trace.len(), f));
+    }
+    if result.is_ok() {
+        watch(Side::Right, trace.len());
+        result = guarded(|| rb.finish()).map_err(|f| Report::new(bn, trace, trace.len(), f));
     }
     drop_quietly(ra);
     drop_quietly(rb);

@@ -4,7 +4,9 @@
 //! Inputs ([`op`], with two encodings: [`text`] for people and [`bytes`] for fuzzers) stay apart
 //! from the checks ([`shadow`], [`runner`], [`differ`]); every allocator sits behind the small
 //! [`backend::Backend`] trait; failures become [`report::Report`]s with a minimal trace from
-//! [`shrink`]; and [`targets`] holds the fuzz targets as library functions, so `cargo fuzz` and
+//! [`shrink`]; a backend whose state belongs to the process (a shared object) runs each trace in
+//! a forked child ([`isolate`]), so every run starts pristine and a crash is a report too; and
+//! [`targets`] holds the fuzz targets as library functions, so `cargo fuzz` and
 //! `cargo test` run the same code.
 //!
 //! ```
@@ -17,6 +19,7 @@
 pub mod backend;
 pub mod bytes;
 pub mod differ;
+pub mod isolate;
 pub mod op;
 pub mod report;
 pub mod runner;

@@ -154,6 +154,58 @@ pub enum Failure {
         /// What went wrong.
         message: String,
     },
+    /// The process running the trace (a forked child, see [`crate::isolate`]) died during this
+    /// op, or stopped making progress in it.
+    Crashed {
+        /// How it ended.
+        death: Death,
+    },
+}
+
+/// How an isolated run ended without a verdict ([`Failure::Crashed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Death {
+    /// Killed by this signal (`SIGSEGV`, `SIGABRT`, ...).
+    Signal(i32),
+    /// The allocator ended the process itself, with `exit` or `_exit` and this status.
+    Exit(i32),
+    /// No progress for this many milliseconds, so it was killed.
+    Hang(u64),
+}
+
+/// `SIGSEGV` for 11, and so on for the signals an allocator dies of; `None` for the rest.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Death::Signal(s) => match signal_name(s) {
+                Some(name) => write!(f, "the allocator crashed: signal {s} ({name})"),
+                None => write!(f, "the allocator crashed: signal {s}"),
+            },
+            Death::Exit(status) => {
+                write!(f, "the allocator ended the process: exit status {status}")
+            }
+            Death::Hang(ms) => write!(
+                f,
+                "the allocator hung: no progress for {} s, killed",
+                ms as f64 / 1000.0
+            ),
+        }
+    }
 }
 
 impl Failure {
@@ -176,6 +228,10 @@ impl Failure {
             Failure::Panic { .. } => "panic",
             Failure::Divergence { .. } => "divergence",
             Failure::TextRoundTrip { .. } => "text-round-trip",
+            Failure::Crashed {
+                death: Death::Hang(_),
+            } => "hang",
+            Failure::Crashed { .. } => "crash",
         }
     }
 
@@ -285,6 +341,7 @@ impl fmt::Display for Failure {
                 write!(f, "backends diverge on {what}: {left} vs {right}")
             }
             Failure::TextRoundTrip { message } => write!(f, "text round trip: {message}"),
+            Failure::Crashed { death } => write!(f, "{death}"),
         }
     }
 }

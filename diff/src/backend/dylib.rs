@@ -6,8 +6,14 @@
 //! process's `malloc`; and with `RTLD_DEEPBIND`, so the object's own internal calls (a `calloc`
 //! that calls `malloc`) reach its own functions rather than glibc's. AddressSanitizer refuses
 //! `RTLD_DEEPBIND`, so under ASan it is left out (an object whose functions call each other then
-//! needs `-Wl,-Bsymbolic`). Objects are loaded once per process and never unloaded: blocks they
-//! handed out may outlive a backend.
+//! needs `-Wl,-Bsymbolic`). Objects are loaded once per process and never unloaded  (`dlclose`
+//! is no reset: memory the object mapped stays mapped, glibc keeps some objects loaded for good,
+//! and blocks they handed out may outlive a backend).
+//!
+//! So the object's state is the process's, and outlives every backend value: the backend says so
+//! ([`Caps::global_state`]), and every run on it goes to a forked child ([`crate::isolate`]) that
+//! starts from the state the object had right after loading. This process only loads the object
+//! and looks its functions up; it never calls them.
 //!
 //! Unlike the libc backend, every request reaches the object as it is, hostile sizes included: the
 //! object is what is under test, and answering for it would hide exactly the bugs we look for.
@@ -18,7 +24,7 @@ use std::ptr;
 use std::sync::Mutex;
 
 use super::libc::{clear_errno, reply};
-use super::{Backend, Reply, Request};
+use super::{Backend, Caps, Reply, Request};
 
 type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
@@ -168,6 +174,13 @@ impl DylibBackend {
 impl Backend for DylibBackend {
     fn name(&self) -> String {
         self.path.clone()
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            global_state: true,
+            ..Caps::default()
+        }
     }
 
     unsafe fn call(&mut self, req: Request) -> Reply {

@@ -169,6 +169,11 @@ pub struct Caps {
     /// overwrite past their end lands on the next block's tag and a freed block keeps a tag to
     /// recognise (0: no such promise, so the misuse dialect never overwrites).
     pub segment_below: usize,
+    /// The allocator's state lives in the process, not in the backend value (a shared object,
+    /// loaded once and never reset), so one run would inherit what earlier runs left behind.
+    /// [`runner::run`](crate::runner::run) and [`differ::diff`](crate::differ::diff) therefore run
+    /// such a backend in a forked child that starts from the pristine state ([`crate::isolate`]).
+    pub global_state: bool,
 }
 
 /// Requests a backend must satisfy: smaller ones failing is a bug, not a resource limit.
@@ -277,8 +282,9 @@ impl Spec {
         }
     }
 
-    /// A fresh backend for a trace of `dialect` (a new heap for tagalloc; a shared object is
-    /// loaded once per process).
+    /// A fresh backend for a trace of `dialect`: a new heap for tagalloc; for a shared object,
+    /// loaded once per process, a backend whose runs each go to a forked child, where they start
+    /// from the state the object had when loaded ([`Caps::global_state`]).
     pub fn open(&self, dialect: crate::op::Dialect) -> Result<Box<dyn Backend>, String> {
         Ok(match self {
             Spec::Tagalloc => tagalloc::for_dialect(dialect),

@@ -230,6 +230,7 @@ impl<S: TestSource> Backend for TagallocBackend<S> {
             misuse: true,
             faults: true,
             segment_below: self.heap.config().mmap_threshold,
+            global_state: false,
         }
     }
 

@@ -530,17 +530,37 @@ pub fn drop_quietly<T>(value: T) {
 }
 
 /// Runs `trace` on `backend` with the shadow model; the first oracle that fires is reported.
+///
+/// A backend with [`Caps::global_state`] (a shared object) runs in a forked child, so that it
+/// starts from its pristine state and a crash becomes a report ([`crate::isolate`]); any other
+/// runs right here.
 pub fn run<B: Backend>(backend: B, trace: &Trace) -> Result<(), Report> {
+    if backend.caps().global_state {
+        return crate::isolate::run(backend, trace, crate::isolate::Isolation::default());
+    }
+    run_watched(backend, trace, &mut |_| {})
+}
+
+/// [`run`] in this process whatever the backend, calling `watch(i)` before op `i` and
+/// `watch(trace.len())` before the end-of-trace checks (how an isolated child tells its parent
+/// where it is).
+pub fn run_watched<B: Backend>(
+    backend: B,
+    trace: &Trace,
+    watch: &mut dyn FnMut(usize),
+) -> Result<(), Report> {
     let name = backend.name();
     let mut runner = Runner::new(backend);
     let mut result = Ok(());
     for (i, op) in trace.ops.iter().enumerate() {
+        watch(i);
         if let Err(f) = guarded(|| runner.step(i, op)) {
             result = Err(Report::new(name.clone(), trace, i, f));
             break;
         }
     }
     if result.is_ok() {
+        watch(trace.len());
         if let Err(f) = guarded(|| runner.finish()) {
             result = Err(Report::new(name, trace, trace.len(), f));
         }

@@ -6,23 +6,23 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tagalloc-diff");
 
-fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("tagalloc-diff-cli-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-fn file(name: &str, content: &[u8]) -> String {
+pub(crate) fn file(name: &str, content: &[u8]) -> String {
     let p = dir().join(name);
     std::fs::write(&p, content).unwrap();
     p.to_string_lossy().into_owned()
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -95,11 +95,13 @@ fn encode_and_decode_round_trip() {
 }
 
 /// Compiles `c` into a shared object, or `None` (with a message) when there is no C compiler.
-fn shared_object(name: &str, c: &str) -> Option<String> {
+/// `-fno-builtin`, so that an allocator's `calloc` calling `malloc` then `memset` is not folded
+/// into a call to `calloc`, itself.
+pub(crate) fn shared_object(name: &str, c: &str) -> Option<String> {
     let src = file(&format!("{name}.c"), c.as_bytes());
     let so = dir().join(format!("{name}.so"));
     match Command::new("gcc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .args(["-shared", "-fPIC", "-O1", "-fno-builtin", "-o"])
         .arg(&so)
         .arg(&src)
         .output()

@@ -1,8 +1,10 @@
 //! Integration tests of `tagalloc-diff`, one binary (as bumpalo does): oracles against broken
-//! backends, quickcheck properties, the fuzz targets on seeded bytes, and the command-line tool.
+//! backends, quickcheck properties, the fuzz targets on seeded bytes, the command-line tool, and
+//! shared objects isolated in forked children.
 
 mod broken;
 mod cli;
+mod isolation;
 mod oracles;
 mod quickchecks;
 mod targets;

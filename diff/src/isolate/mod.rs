@@ -1,0 +1,454 @@
+//! Process isolation: a whole trace run in a forked child, for backends whose state belongs to the
+//! process ([`Caps::global_state`](crate::backend::Caps::global_state): a shared object, loaded
+//! once and never reset).
+//!
+//! Why. Such an allocator keeps its free lists and its break in the object's globals, so a run in
+//! this process would start from whatever earlier runs left: reports would depend on history, and
+//! the "minimal" trace the shrinker prints would not reproduce on its own. A fork is the reset.
+//! This process loads the object and looks its functions up, but never calls them; so every child
+//! starts with the object exactly as loaded: every single-backend run, every differential that
+//! involves such a backend, every candidate the shrinker tries.
+//!
+//! How. The parent maps one small shared record of progress, opens a pipe and forks. The child
+//! runs the ordinary in-process code ([`runner::run_watched`], [`differ::diff_watched`]), noting
+//! in the shared record which op it is about to run on which side; then writes its verdict (pass,
+//! or the report's backend, op index and failure, in the compact binary form of `wire.rs`) to the
+//! pipe and `_exit`s, running no destructors and no `atexit` handlers. The parent reads the
+//! verdict and makes the same [`Report`] the run would have made in process. A child that dies
+//! without a verdict (`SIGSEGV`, `SIGABRT`, an allocator calling `exit`) becomes
+//! [`Failure::Crashed`] at the op it was running, on the backend it was running; one that makes no
+//! progress for [`Isolation::stall`] is killed and reported as a hang. The shrinker then shrinks a
+//! crash like any other failure ("crashes at some op"), so a student's allocator that segfaults
+//! yields a readable minimal trace instead of taking the tool down.
+//!
+//! The child cannot dump core (its crashes are expected, and a core handler may take far longer
+//! than the run) and is killed if the parent dies. Forked from a multithreaded process (the test
+//! harness), the child has only the forking thread: glibc's `fork` leaves `malloc` usable in the
+//! child, and the run takes no other lock a parent thread could hold, except standard error when
+//! a backend panics; the stall limit ends that case too. Both sides of a differential share one
+//! child, so a shared object on both sides (`diff --backend x.so --against x.so`) is one
+//! allocator serving both, in a deterministic interleaving.
+
+mod wire;
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::differ::{self, Side};
+use crate::op::Trace;
+use crate::report::{Death, Failure, Report};
+use crate::runner::{self, panic_message};
+
+/// How an isolated run is watched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Isolation {
+    /// Longest time one op (or the end-of-trace checks) may run before the child is killed and
+    /// the run reported as a hang.
+    pub stall: Duration,
+}
+
+impl Default for Isolation {
+    /// Two seconds: a sane allocator answers in microseconds, and the shadow reads and writes
+    /// only samples of large blocks, so no op of a trace comes near it.
+    fn default() -> Isolation {
+        Isolation {
+            stall: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs `trace` on `backend` in a forked child ([`runner::run_watched`] there); the verdict is
+/// the one the run makes, or [`Failure::Crashed`] at the op where the child died.
+pub fn run<B: Backend>(backend: B, trace: &Trace, iso: Isolation) -> Result<(), Report> {
+    let name = backend.name();
+    in_child([name.clone(), name], trace, iso, move |watch| {
+        runner::run_watched(backend, trace, &mut |i| watch(Side::Left, i))
+    })
+}
+
+/// Runs the differential of `a` and `b` on `trace` in a forked child ([`differ::diff_watched`]
+/// there); a crash names the backend that was running.
+pub fn diff<A: Backend, B: Backend>(
+    a: A,
+    b: B,
+    trace: &Trace,
+    iso: Isolation,
+) -> Result<(), Report> {
+    let names = [a.name(), b.name()];
+    in_child(names, trace, iso, move |watch| {
+        differ::diff_watched(a, b, trace, watch)
+    })
+}
+
+/// Where the child is, in memory shared with the parent. All zero (op 0 on the left) until the
+/// child's first op.
+#[repr(C)]
+struct Progress {
+    /// How many times the child moved on, so the parent tells progress from a stall.
+    ticks: AtomicUsize,
+    /// Side running: 0 left, 1 right.
+    side: AtomicUsize,
+    /// Op running (the trace's length: the end-of-trace checks).
+    op: AtomicUsize,
+}
+
+/// A [`Progress`] in a shared anonymous mapping, which a forked child shares with its parent.
+struct SharedProgress(NonNull<Progress>);
+
+impl SharedProgress {
+    fn new() -> SharedProgress {
+        // SAFETY: a fresh anonymous mapping, touching no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Progress>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            panic!(
+                "isolate: cannot map shared memory: {}",
+                io::Error::last_os_error()
+            );
+        }
+        SharedProgress(NonNull::new(p.cast()).expect("mmap returned null"))
+    }
+
+    fn get(&self) -> &Progress {
+        // SAFETY: the mapping is page-aligned, zero-filled (a valid `Progress` of zero atomics),
+        // and lives until `self` is dropped; atomics make shared access sound.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for SharedProgress {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer borrowed.
+        unsafe { libc::munmap(self.0.as_ptr().cast(), std::mem::size_of::<Progress>()) };
+    }
+}
+
+/// An owned file descriptor.
+struct Fd(i32);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and closed only here.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// A pipe (read end non-blocking, both ends closed on `exec`).
+fn pipe() -> (Fd, Fd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        panic!(
+            "isolate: cannot make a pipe: {}",
+            io::Error::last_os_error()
+        );
+    }
+    let (read, write) = (Fd(fds[0]), Fd(fds[1]));
+    // SAFETY: F_SETFL on a descriptor we own.
+    unsafe { libc::fcntl(read.0, libc::F_SETFL, libc::O_NONBLOCK) };
+    (read, write)
+}
+
+/// Forks; the child runs `body` and reports, the parent watches it and returns its verdict.
+fn in_child(
+    names: [String; 2],
+    trace: &Trace,
+    iso: Isolation,
+    body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
+) -> Result<(), Report> {
+    let progress = SharedProgress::new();
+    let (read, write) = pipe();
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: in the child, which has only this thread, `child` runs the trace (code that also
+    // runs in process, whose allocations go to glibc's malloc, which glibc's fork leaves usable)
+    // and ends with `_exit`: it never returns here, so nothing of the parent's is run or dropped
+    // twice. The parent goes on as if it had called nothing.
+    match unsafe { libc::fork() } {
+        -1 => panic!("isolate: cannot fork: {}", io::Error::last_os_error()),
+        0 => {
+            drop(read);
+            child(parent, write, progress.get(), &names, trace, body)
+        }
+        pid => {
+            drop(write);
+            let (buf, end) = follow(pid, &read, progress.get(), iso.stall);
+            let p = progress.get();
+            let (side, op) = (p.side.load(Relaxed).min(1), p.op.load(Relaxed));
+            let death = match (wire::complete(&buf), end) {
+                (Some(msg), _) => {
+                    return match wire::verdict(msg) {
+                        Some(Ok(())) => Ok(()),
+                        Some(Err((backend, index, failure))) => {
+                            Err(Report::new(backend, trace, index, failure))
+                        }
+                        None => panic!("isolate: malformed verdict from the child"),
+                    };
+                }
+                (None, End::Status(status)) => death_of(status),
+                (None, End::Hung) => Death::Hang(iso.stall.as_millis() as u64),
+            };
+            let [left, right] = names;
+            let backend = if side == 0 { left } else { right };
+            Err(Report::new(
+                backend,
+                trace,
+                op.min(trace.len()),
+                Failure::Crashed { death },
+            ))
+        }
+    }
+}
+
+/// The child: runs `body`, sends the verdict, exits.
+fn child(
+    parent: i32,
+    write: Fd,
+    progress: &Progress,
+    names: &[String; 2],
+    trace: &Trace,
+    body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
+) -> ! {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prctl and setrlimit only change this process's attributes; `no_core` is valid.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        if libc::getppid() != parent {
+            // The parent died before PR_SET_PDEATHSIG took hold.
+            libc::_exit(EXIT_ORPHAN);
+        }
+    }
+    let mut watch = |side: Side, op: usize| {
+        progress.side.store(side as usize, Relaxed);
+        progress.op.store(op, Relaxed);
+        progress.ticks.fetch_add(1, Relaxed);
+    };
+    // The runner turns a panic of the backend into a report; this catches one outside it.
+    let result = catch_unwind(AssertUnwindSafe(|| body(&mut watch))).unwrap_or_else(|p| {
+        let side = progress.side.load(Relaxed).min(1);
+        Err(Report::new(
+            names[side].clone(),
+            trace,
+            progress.op.load(Relaxed).min(trace.len()),
+            Failure::Panic {
+                message: panic_message(&*p),
+            },
+        ))
+    });
+    let msg = wire::message(&result);
+    let mut sent = 0;
+    while sent < msg.len() {
+        // SAFETY: writing from a live buffer of at least `msg.len() - sent` bytes past `sent`.
+        let n = unsafe { libc::write(write.0, msg[sent..].as_ptr().cast(), msg.len() - sent) };
+        if n > 0 {
+            sent += n as usize;
+        } else if n < 0 && errno() == libc::EINTR {
+            continue;
+        } else {
+            // SAFETY: `_exit` ends the process without running anything of the parent's.
+            unsafe { libc::_exit(EXIT_ORPHAN) };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
+/// Exit status of a child whose parent is gone (nobody reads it).
+const EXIT_ORPHAN: i32 = 125;
+
+/// How the watch of a child ended.
+enum End {
+    /// It was reaped with this wait status.
+    Status(i32),
+    /// It stalled, and was killed and reaped.
+    Hung,
+}
+
+/// `waitpid(pid)`; `None` if `nohang` and it is still running.
+fn wait(pid: i32, nohang: bool) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, if nohang { libc::WNOHANG } else { 0 }) };
+        match r {
+            0 => return None,
+            r if r == pid => return Some(status),
+            _ if errno() == libc::EINTR => continue,
+            _ => panic!("isolate: waitpid: {}", io::Error::last_os_error()),
+        }
+    }
+}
+
+/// Reads what is in the pipe into `buf`; true at end of file (every writer gone).
+fn drain(fd: &Fd, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        // SAFETY: reading into a live buffer of `chunk.len()` bytes.
+        let n = unsafe { libc::read(fd.0, chunk.as_mut_ptr().cast(), chunk.len()) };
+        match n {
+            0 => return true,
+            n if n > 0 => buf.extend_from_slice(&chunk[..n as usize]),
+            _ => match errno() {
+                libc::EINTR => {}
+                libc::EAGAIN => return false,
+                _ => panic!("isolate: read: {}", io::Error::last_os_error()),
+            },
+        }
+    }
+}
+
+/// Reads the child's message until it is whole or the child is gone, killing a child that
+/// stalls; reaps it. The child's write end may also be held by a sibling forked meanwhile by
+/// another thread, so the end of the message, or the child's exit, decides, not end of file.
+fn follow(pid: i32, read: &Fd, progress: &Progress, stall: Duration) -> (Vec<u8>, End) {
+    let slice = (stall / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let mut buf = Vec::new();
+    let (mut seen, mut since) = (0, Instant::now());
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: read.0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, slice.as_millis() as i32) };
+        if n < 0 && errno() != libc::EINTR {
+            panic!("isolate: poll: {}", io::Error::last_os_error());
+        }
+        if n > 0 {
+            let eof = drain(read, &mut buf);
+            if eof || wire::complete(&buf).is_some() {
+                let status = wait(pid, false).expect("blocking wait");
+                return (buf, End::Status(status));
+            }
+            continue;
+        }
+        if let Some(status) = wait(pid, true) {
+            drain(read, &mut buf);
+            return (buf, End::Status(status));
+        }
+        let ticks = progress.ticks.load(Relaxed);
+        if ticks != seen {
+            (seen, since) = (ticks, Instant::now());
+        } else if since.elapsed() >= stall {
+            // SAFETY: `pid` is our child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wait(pid, false);
+            return (buf, End::Hung);
+        }
+    }
+}
+
+/// What a wait status says of a child that sent no verdict.
+fn death_of(status: i32) -> Death {
+    if libc::WIFSIGNALED(status) {
+        Death::Signal(libc::WTERMSIG(status))
+    } else {
+        Death::Exit(libc::WEXITSTATUS(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Caps, Reply, Request};
+    use crate::op::Op;
+
+    /// A backend that crashes, exits or hangs at its third `malloc` (op 2 of [`trace`]), and
+    /// otherwise answers `malloc` from the Rust heap (leaking) and everything else with "done".
+    struct Dies(&'static str, usize);
+
+    impl Backend for Dies {
+        fn name(&self) -> String {
+            format!("dies-{}", self.0)
+        }
+        fn caps(&self) -> Caps {
+            Caps {
+                global_state: true,
+                ..Caps::default()
+            }
+        }
+        unsafe fn call(&mut self, req: Request) -> Reply {
+            let Request::Malloc { size } = req else {
+                return match req {
+                    Request::UsableSize { .. } => Reply::Unsupported,
+                    _ => Reply::Done,
+                };
+            };
+            self.1 += 1;
+            if self.1 == 3 {
+                match self.0 {
+                    // SAFETY: ends the (child) process, as a crashing allocator would.
+                    "abort" => unsafe { libc::abort() },
+                    // SAFETY: as above.
+                    "exit" => unsafe { libc::_exit(7) },
+                    "hang" => loop {
+                        std::thread::sleep(Duration::from_millis(10));
+                    },
+                    _ => {}
+                }
+            }
+            let layout = std::alloc::Layout::from_size_align(size.max(1), 16).unwrap();
+            // SAFETY: a layout of nonzero size.
+            match NonNull::new(unsafe { std::alloc::alloc(layout) }) {
+                Some(p) => Reply::Ptr(p),
+                None => Reply::Null {
+                    errno: libc::ENOMEM,
+                },
+            }
+        }
+    }
+
+    fn trace() -> Trace {
+        Trace::new((0..4).map(|slot| Op::Malloc { slot, size: 24 }).collect())
+    }
+
+    #[test]
+    fn a_dying_child_becomes_a_report_at_its_op() {
+        let iso = Isolation {
+            stall: Duration::from_millis(200),
+        };
+        for (how, death) in [
+            ("abort", Death::Signal(libc::SIGABRT)),
+            ("exit", Death::Exit(7)),
+            ("hang", Death::Hang(200)),
+        ] {
+            let r = run(Dies(how, 0), &trace(), iso).unwrap_err();
+            assert_eq!(*r.failure, Failure::Crashed { death }, "{r}");
+            assert_eq!((r.index, r.backend.as_str()), (2, &*format!("dies-{how}")));
+            // Through the differential, on the right: the left's calls are its own.
+            let r = diff(Dies("none", 0), Dies(how, 0), &trace(), iso).unwrap_err();
+            assert_eq!(*r.failure, Failure::Crashed { death }, "{r}");
+            assert_eq!((r.index, r.backend.as_str()), (2, &*format!("dies-{how}")));
+        }
+        run(Dies("none", 0), &trace(), iso).unwrap();
+    }
+
+    #[test]
+    fn runner_run_isolates_global_state_backends() {
+        // Through the ordinary entry point, which must notice the capability.
+        let r = runner::run(Dies("abort", 0), &trace()).unwrap_err();
+        assert_eq!(r.failure.kind(), "crash", "{r}");
+    }
+}
