@@ -18,7 +18,14 @@ const STEPS: &[Step] = &[
     Step {
         name: "clippy",
         program: "cargo",
-        args: &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        args: &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     },
     Step {
         name: "cargo test",

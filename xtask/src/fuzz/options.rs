@@ -1,0 +1,166 @@
+//! The command line of `cargo xtask fuzz`: flags, target names, and the usage text.
+
+use std::path::PathBuf;
+
+use super::toolchain::Sanitizer;
+
+/// The usage text, printed by `--help` and after a bad flag.
+pub const USAGE: &str = "\
+usage: cargo xtask fuzz [OPTIONS] [TARGET...]
+
+Fuzzes each TARGET (default: every target in fuzz/fuzz_targets/ except the selftest_* fixtures),
+one after another, showing live progress, then prints a table per target and writes it to the
+report. On a crash it minimises the input, writes it as a readable trace to corpus/regressions/,
+prints the commands that reproduce it, and exits 1. When nothing crashed it minimises each corpus.
+
+options:
+  --time SECONDS         fuzzing time per target (default: 60)
+  --jobs N               fuzzing processes per target (default: the number of cores)
+  --sanitizer asan|none  force AddressSanitizer (nightly) or no sanitizer (default: asan when a
+                         nightly toolchain with a working ASan runtime is installed, else none)
+  --no-cmin              do not minimise the corpora at the end
+  --corpus-root DIR      corpora in DIR/TARGET/, regressions in DIR/regressions/ (default: corpus)
+  --report FILE          where the markdown report goes (default: target/fuzz-report.md)
+  -h, --help             this text
+
+exit status: 0 clean, 1 a target crashed (see corpus/regressions/), 2 usage or setup error
+";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Seconds of fuzzing per target.
+    pub time: u64,
+    /// Fuzzing processes per target (`cargo fuzz run -j`, libFuzzer's `-fork`).
+    pub jobs: usize,
+    /// `None`: choose (AddressSanitizer when it works).
+    pub sanitizer: Option<Sanitizer>,
+    /// Minimise the corpora at the end.
+    pub cmin: bool,
+    /// Where the per-target corpora and `regressions/` live (`None`: `corpus/` in the repository).
+    pub corpus_root: Option<PathBuf>,
+    /// Where the markdown report goes (`None`: `target/fuzz-report.md`).
+    pub report: Option<PathBuf>,
+    /// Targets named on the command line (empty: the default list).
+    pub targets: Vec<String>,
+}
+
+/// What parsing the command line gave.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    /// Run with these options.
+    Run(Options),
+    /// `--help`: print the usage and succeed.
+    Help,
+}
+
+/// The number of cores, the default for `--jobs`.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Parses the arguments after `fuzz`. `Err` is a message for a usage error (exit 2).
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut o = Options {
+        time: 60,
+        jobs: cores(),
+        sanitizer: None,
+        cmin: true,
+        corpus_root: None,
+        report: None,
+        targets: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        // `--flag=value` and `--flag value` both work.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--time" => o.time = positive(flag, &value()?)?,
+            "--jobs" | "-j" => o.jobs = positive(flag, &value()?)? as usize,
+            "--sanitizer" => {
+                o.sanitizer = Some(match value()?.as_str() {
+                    "asan" | "address" => Sanitizer::Address,
+                    "none" => Sanitizer::None,
+                    other => return Err(format!("--sanitizer: `{other}` is not asan or none")),
+                })
+            }
+            "--no-cmin" if inline.is_none() => o.cmin = false,
+            "--corpus-root" => o.corpus_root = Some(PathBuf::from(value()?)),
+            "--report" => o.report = Some(PathBuf::from(value()?)),
+            f if f.starts_with('-') => return Err(format!("unknown option `{arg}`")),
+            name => {
+                if !o.targets.iter().any(|t| t == name) {
+                    o.targets.push(name.to_string());
+                }
+            }
+        }
+    }
+    Ok(Parsed::Run(o))
+}
+
+fn positive(flag: &str, v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag}: `{v}` is not a positive whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run(s: &str) -> Options {
+        match parse(&args(s)) {
+            Ok(Parsed::Run(o)) => o,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run("");
+        assert_eq!((o.time, o.jobs, o.cmin), (60, cores(), true));
+        assert_eq!((o.sanitizer, o.corpus_root, o.report), (None, None, None));
+        assert!(o.targets.is_empty());
+    }
+
+    #[test]
+    fn flags_and_targets() {
+        let o = run("diff --time 30 --jobs=2 --sanitizer none --no-cmin ops diff --corpus-root /x");
+        assert_eq!((o.time, o.jobs, o.cmin), (30, 2, false));
+        assert_eq!(o.sanitizer, Some(Sanitizer::None));
+        assert_eq!(o.targets, ["diff", "ops"]);
+        assert_eq!(o.corpus_root, Some(PathBuf::from("/x")));
+        assert_eq!(run("--sanitizer=asan").sanitizer, Some(Sanitizer::Address));
+    }
+
+    #[test]
+    fn help_and_errors() {
+        assert_eq!(parse(&args("ops --help")), Ok(Parsed::Help));
+        for bad in [
+            "--time",
+            "--time 0",
+            "--time x",
+            "--jobs -1",
+            "--sanitizer msan",
+            "--frobnicate",
+            "--no-cmin=1",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad} should be a usage error");
+        }
+    }
+}
