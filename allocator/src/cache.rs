@@ -19,7 +19,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 /// Exact size classes cached: blocks of 32, 48, ... 1024 bytes.
 pub(crate) const CLASSES: usize = 63;
@@ -78,19 +78,114 @@ static PKEY: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Gives a whole cache back to its owner heap (type-erased `LockedHeap::<S>::flush_all`).
 pub(crate) type FlushFn = unsafe fn(owner: usize, cache: &mut ThreadCache);
 
+/// The distance from the thread pointer to this thread's cache, when the cache is known to live in
+/// static TLS (0: unknown; ask `thread_local!`, which in a shared object costs a call to
+/// `__tls_get_addr`). See [`use_static_tls`].
+static TLS_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+/// The calling thread's cache.
+#[inline(always)]
+fn cache() -> *mut ThreadCache {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let off = TLS_OFFSET.load(Ordering::Relaxed);
+        if off != 0 {
+            return thread_pointer().wrapping_offset(off).cast();
+        }
+    }
+    CACHE.with(|c| c.get())
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[inline(always)]
+fn thread_pointer() -> *mut u8 {
+    let tp: *mut u8;
+    // SAFETY: on x86-64 Linux the word at %fs:0 is the thread control block's pointer to itself
+    // (the thread pointer); reading it has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
+    };
+    tp
+}
+
+/// Reaches the thread caches at a fixed offset from the thread pointer, as the initial-exec TLS
+/// model does, instead of through `__tls_get_addr`.
+///
+/// # Safety
+/// This module's thread-local storage must be static TLS: the object that holds this code was
+/// loaded at program start-up (an executable, a library it links, or an `LD_PRELOAD` library),
+/// not with `dlopen`. Static TLS lies at the same offset from every thread's thread pointer.
+pub unsafe fn use_static_tls() {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let addr = CACHE.with(|c| c.get()) as isize;
+        let off = addr.wrapping_sub(thread_pointer() as isize);
+        TLS_OFFSET.store(off, Ordering::Relaxed);
+    }
+}
+
 /// Runs `f` on the calling thread's cache, first discarding it if its owner has changed.
 #[inline]
 pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
-    CACHE.with(|c| {
-        // SAFETY: the cache is this thread's own, and no caller re-enters `with` from inside `f`
-        // (nothing under `f` allocates through the caching heap).
-        let c = unsafe { &mut *c.get() };
-        let epoch = EPOCH.load(Ordering::Relaxed);
-        if c.epoch != epoch {
-            c.reset(epoch);
+    // SAFETY: the cache is this thread's own, and no caller re-enters `with` from inside `f`
+    // (nothing under `f` allocates through the caching heap).
+    let c = unsafe { &mut *cache() };
+    let epoch = EPOCH.load(Ordering::Relaxed);
+    if c.epoch != epoch {
+        c.reset(epoch);
+    }
+    f(c)
+}
+
+/// The hot path of `malloc`: pops a block of `class` from the calling thread's cache and counts
+/// the call, or returns null (empty class, or a stale cache the slow path must reset first).
+#[inline(always)]
+pub(crate) fn pop_hot(class: usize, zeroed: bool) -> *mut u8 {
+    {
+        // SAFETY: as in `with`.
+        let c = unsafe { &mut *cache() };
+        let p = c.heads[class];
+        if p.is_null() || c.epoch != EPOCH.load(Ordering::Relaxed) {
+            return ptr::null_mut();
         }
-        f(c)
-    })
+        // SAFETY: p is a cached block of this thread: link and mark are its first two words.
+        unsafe {
+            c.heads[class] = p.cast::<*mut u8>().read();
+            p.add(8).cast::<usize>().write(0);
+        }
+        c.counts[class] -= 1;
+        if zeroed {
+            c.callocs += 1;
+        } else {
+            c.mallocs += 1;
+        }
+        p
+    }
+}
+
+/// The hot path of `free`: pushes block `p` of `class` and counts the call, or returns `false`
+/// (full class, or a stale cache) for the slow path.
+///
+/// # Safety
+/// As for [`ThreadCache::push`].
+#[inline(always)]
+pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
+    {
+        // SAFETY: as in `with`.
+        let c = unsafe { &mut *cache() };
+        if c.counts[class] >= LIMIT || c.epoch != EPOCH.load(Ordering::Relaxed) {
+            return false;
+        }
+        // SAFETY: the caller hands over the payload (at least 24 bytes).
+        unsafe {
+            p.cast::<*mut u8>().write(c.heads[class]);
+            p.add(8).cast::<usize>().write(mark(p));
+        }
+        c.heads[class] = p;
+        c.counts[class] += 1;
+        c.frees += 1;
+        true
+    }
 }
 
 /// Makes `owner` the caching heap if none is; returns whether `owner` is it.

@@ -176,8 +176,16 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size <= MAX_SMALL && self.caching() {
+            if let Some(p) = NonNull::new(cache::pop_hot(cache::class_of(size), false)) {
+                return Ok(p);
+            }
             return self.take_small(size, false);
         }
+        self.malloc_locked(size)
+    }
+
+    #[inline(never)]
+    fn malloc_locked(&self, size: usize) -> Result<NonNull<u8>, Error> {
         self.with(|h| h.malloc(size))
     }
 
@@ -186,16 +194,26 @@ impl<S: Source + Send> LockedHeap<S> {
     pub fn calloc(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
         match count.checked_mul(size) {
             Some(n) if n <= MAX_SMALL && self.caching() => {
-                let p = self.take_small(n, true)?;
+                let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true)) {
+                    Some(p) => p,
+                    None => self.take_small(n, true)?,
+                };
                 // SAFETY: p has at least n usable bytes.
                 unsafe { ptr::write_bytes(p.as_ptr(), 0, n) };
                 Ok(p)
             }
-            _ => self.with(|h| h.calloc(count, size)),
+            _ => self.calloc_locked(count, size),
         }
     }
 
-    #[inline]
+    #[inline(never)]
+    fn calloc_locked(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
+        self.with(|h| h.calloc(count, size))
+    }
+
+    /// The cache missed (or is stale): count the call, then pop after a refill.
+    #[cold]
+    #[inline(never)]
     fn take_small(&self, size: usize, zeroed: bool) -> Result<NonNull<u8>, Error> {
         let class = cache::class_of(size);
         cache::with(|c| {
@@ -277,23 +295,47 @@ impl<S: Source + Send> LockedHeap<S> {
         }
         if self.caching() {
             if let Some(class) = self.small_class(p) {
-                // SAFETY: p is a small allocated block in the break range, 24+ usable bytes.
-                if unsafe { cache::is_marked(p) } {
-                    return Err(double_free(Call::Free, p));
+                // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the
+                // caller gives it up (contract).
+                if !unsafe { cache::is_marked(p) } && unsafe { cache::push_hot(class, p) } {
+                    return Ok(());
                 }
-                return cache::with(|c| {
-                    c.frees += 1;
-                    // SAFETY: the caller gives up p (contract), an allocated block of `class`.
-                    if unsafe { c.push(class, p) } {
-                        return Ok(());
-                    }
-                    self.flush(c, class)?;
-                    // SAFETY: as above; the class now has room.
-                    unsafe { c.push(class, p) };
-                    Ok(())
-                });
+                // SAFETY: as above.
+                return unsafe { self.free_small(class, p) };
             }
         }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_locked(p) }
+    }
+
+    /// The cache could not take `p` at once: a double free, a full class, or a stale cache.
+    ///
+    /// # Safety
+    /// As for `free`, and `p` is an allocated block of `class`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_small(&self, class: usize, p: *mut u8) -> Result<(), Error> {
+        // SAFETY: p has 24+ usable bytes (contract).
+        if unsafe { cache::is_marked(p) } {
+            return Err(double_free(Call::Free, p));
+        }
+        cache::with(|c| {
+            c.frees += 1;
+            // SAFETY: the caller gives up p (contract), an allocated block of `class`.
+            if unsafe { c.push(class, p) } {
+                return Ok(());
+            }
+            self.flush(c, class)?;
+            // SAFETY: as above; the class now has room.
+            unsafe { c.push(class, p) };
+            Ok(())
+        })
+    }
+
+    /// # Safety
+    /// As for `free`.
+    #[inline(never)]
+    unsafe fn free_locked(&self, p: *mut u8) -> Result<(), Error> {
         // The locked path may trim the break, whose system call can set errno on failure; free
         // keeps errno as glibc's does.
         let saved = os::errno();

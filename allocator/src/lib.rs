@@ -18,7 +18,7 @@
 pub mod addrmap;
 mod binning;
 mod block;
-mod cache;
+pub mod cache;
 mod error;
 mod family;
 pub mod global;

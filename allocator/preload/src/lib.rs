@@ -39,18 +39,19 @@ struct Break {
 impl Break {
     fn decide(&mut self) -> u8 {
         if self.mode == 0 {
-            // The GOT entry for `malloc` holds whatever the dynamic linker bound the name to:
-            // our own export when preloaded, glibc's when we were dlopen'ed beside it.
-            let bound: unsafe extern "C" fn(usize) -> *mut c_void = libc::malloc;
-            let ours: unsafe extern "C" fn(usize) -> *mut c_void = malloc;
-            self.mode = if bound as usize == ours as usize {
-                1
-            } else {
-                2
-            };
+            self.mode = if interposed() { 1 } else { 2 };
         }
         self.mode
     }
+}
+
+/// Whether this library is the process's `malloc`. The GOT entry for `malloc` holds whatever the
+/// dynamic linker bound the name to: our own export when we were loaded at start-up ahead of libc
+/// (`LD_PRELOAD`), glibc's when we were `dlopen`ed beside it.
+fn interposed() -> bool {
+    let bound: unsafe extern "C" fn(usize) -> *mut c_void = libc::malloc;
+    let ours: unsafe extern "C" fn(usize) -> *mut c_void = malloc;
+    bound as usize == ours as usize
 }
 
 // SAFETY: forwards to System (only in mode 1, where tagalloc is the process's malloc and so the only
@@ -130,6 +131,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 
 /// An allocating call made and recorded under the trace lock.
 #[cold]
+#[inline(never)]
 fn traced(
     op: &str,
     args: &[usize],
@@ -158,20 +160,30 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     if trace::on() {
-        let mut c = trace::enter();
-        c.free(p);
-        // SAFETY: as below.
-        let r = unsafe { HEAP.free(p.cast()) };
-        drop(c);
-        if let Err(e) = r {
-            fail(e);
-        }
-        return;
+        // SAFETY: forwarded contract.
+        return unsafe { traced_free(p) };
     }
     // SAFETY: C's contract for free: p came from this allocator and is not used again; anything
     // else is detected and reported. `LockedHeap::free` keeps errno.
     if let Err(e) = unsafe { HEAP.free(p.cast()) } {
         die(e)
+    }
+}
+
+/// `free` recorded under the trace lock.
+///
+/// # Safety
+/// As for `free`.
+#[cold]
+#[inline(never)]
+unsafe fn traced_free(p: *mut c_void) {
+    let mut c = trace::enter();
+    c.free(p);
+    // SAFETY: as for free.
+    let r = unsafe { HEAP.free(p.cast()) };
+    drop(c);
+    if let Err(e) = r {
+        fail(e);
     }
 }
 
@@ -315,6 +327,10 @@ extern "C" fn at_start() {
         // SAFETY: duplicating fd 2 to a free descriptor at or above 100, closed on exec.
         let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
         STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
+    }
+    if interposed() {
+        // SAFETY: a library bound ahead of libc was loaded at start-up, so its TLS is static.
+        unsafe { core_alloc::cache::use_static_tls() };
     }
     trace::start();
 }
