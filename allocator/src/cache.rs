@@ -25,10 +25,25 @@ use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 pub(crate) const CLASSES: usize = 63;
 /// The largest request served from a cache (a 1024-byte block).
 pub(crate) const MAX_SMALL: usize = 1024 - 8;
-/// Blocks a class holds at most.
-pub(crate) const LIMIT: u32 = 32;
-/// Blocks a refill takes, and a flush gives back.
-pub(crate) const BATCH: usize = 16;
+/// Blocks a class holds at most: about 8 KiB worth, between 8 and 64 blocks (64 of 32 bytes, 16 of
+/// 512, 8 of 1024), so small blocks rarely take the lock and a thread holds at most ~0.5 MiB.
+#[inline]
+pub(crate) const fn limit(class: usize) -> u32 {
+    let n = 8192 / ((class + 2) * 16);
+    if n < 8 {
+        8
+    } else if n > 64 {
+        64
+    } else {
+        n as u32
+    }
+}
+
+/// Blocks a refill takes, and a flush gives back: half the class's limit.
+#[inline]
+pub(crate) const fn batch(class: usize) -> usize {
+    limit(class) as usize / 2
+}
 
 /// The class of a request of `n <= MAX_SMALL` bytes.
 #[inline]
@@ -173,7 +188,7 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
     {
         // SAFETY: as in `with`.
         let c = unsafe { &mut *cache() };
-        if c.counts[class] >= LIMIT || c.epoch != EPOCH.load(Ordering::Relaxed) {
+        if c.counts[class] >= limit(class) || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return false;
         }
         // SAFETY: the caller hands over the payload (at least 24 bytes).
@@ -308,7 +323,7 @@ impl ThreadCache {
     /// `p` must be an allocated block of the owner heap, of `class`, that nothing else uses.
     #[inline]
     pub(crate) unsafe fn push(&mut self, class: usize, p: *mut u8) -> bool {
-        if self.counts[class] >= LIMIT {
+        if self.counts[class] >= limit(class) {
             return false;
         }
         // SAFETY: the caller hands over the payload (at least 24 bytes).

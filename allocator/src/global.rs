@@ -13,7 +13,7 @@
 //! static GLOBAL: tagalloc::TagAlloc = tagalloc::TagAlloc::new();
 //! ```
 
-use crate::cache::{self, ThreadCache, BATCH, MAX_SMALL};
+use crate::cache::{self, ThreadCache, MAX_SMALL};
 use crate::error::{Call, Error, Misuse, MisuseKind};
 use crate::heap::{Heap, SEG_HEAD};
 use crate::lock::Lock;
@@ -237,7 +237,7 @@ impl<S: Source + Send> LockedHeap<S> {
         self.with(|h| {
             Self::merge(h, c);
             let first = h.alloc(usable)?;
-            for _ in 1..BATCH {
+            for _ in 1..cache::batch(class) {
                 let Ok(p) = h.alloc(usable) else { break };
                 // SAFETY: p is a fresh block of this class, owned by this thread from now on.
                 if !unsafe { c.push(class, p) } {
@@ -350,7 +350,7 @@ impl<S: Source + Send> LockedHeap<S> {
     fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
         self.with(|h| {
             Self::merge(h, c);
-            for _ in 0..BATCH {
+            for _ in 0..cache::batch(class) {
                 let Some(p) = c.pop(class) else { break };
                 // SAFETY: a cached block is an allocated block of this heap, unmarked by pop.
                 unsafe { h.free_uncounted(p) }?;
