@@ -286,6 +286,107 @@ pub(crate) unsafe fn is_marked(p: *mut u8) -> bool {
     unsafe { p.add(8).cast::<usize>().read() == mark(p) }
 }
 
+/// A run of marked blocks of one class, linked through their first payload word.
+#[derive(Clone, Copy)]
+pub(crate) struct Chain {
+    first: *mut u8,
+    last: *mut u8,
+    len: u32,
+}
+
+impl Chain {
+    /// Calls `f` with each block, unmarking it first (the block leaves the caches).
+    pub(crate) fn drain(self, mut f: impl FnMut(*mut u8)) {
+        let mut p = self.first;
+        for _ in 0..self.len {
+            // SAFETY: the chain's blocks are cached blocks: link and mark are their first words.
+            let next = unsafe { p.cast::<*mut u8>().read() };
+            // SAFETY: as above.
+            unsafe { p.add(8).cast::<usize>().write(0) };
+            f(p);
+            p = next;
+        }
+    }
+}
+
+/// Detaches up to `n` blocks from the front of the list at `head` (they keep their marks).
+fn detach(head: &mut *mut u8, count: &mut u32, n: usize) -> Option<Chain> {
+    let first = *head;
+    if first.is_null() || n == 0 {
+        return None;
+    }
+    let mut last = first;
+    let mut len = 1;
+    // SAFETY: list members are cached blocks whose first word links to the next.
+    let mut next = unsafe { last.cast::<*mut u8>().read() };
+    while len < n && !next.is_null() {
+        last = next;
+        len += 1;
+        // SAFETY: as above.
+        next = unsafe { last.cast::<*mut u8>().read() };
+    }
+    *head = next;
+    *count -= len as u32;
+    Some(Chain {
+        first,
+        last,
+        len: len as u32,
+    })
+}
+
+/// Prepends `chain` to the list at `head`.
+fn attach(head: &mut *mut u8, count: &mut u32, chain: Chain) {
+    // SAFETY: the chain's last block is a cached block; its first word is its link.
+    unsafe { chain.last.cast::<*mut u8>().write(*head) };
+    *head = chain.first;
+    *count += chain.len;
+}
+
+/// Blocks that threads gave back and other threads may take, by class: the transfer cache
+/// between thread caches, so a producer thread refills with the blocks a consumer thread freed
+/// in one O(1) step under the heap's lock, instead of freeing and allocating each block. Its
+/// blocks stay marked (a second free of one is still a double free) and allocated to the heap.
+pub(crate) struct Central {
+    heads: [*mut u8; CLASSES],
+    counts: [u32; CLASSES],
+}
+
+impl Central {
+    /// Empty.
+    pub(crate) const fn new() -> Central {
+        Central {
+            heads: [ptr::null_mut(); CLASSES],
+            counts: [0; CLASSES],
+        }
+    }
+
+    /// Takes `chain` of `class` if there is room (four thread-cache limits); gives it back if not.
+    pub(crate) fn put(&mut self, class: usize, chain: Chain) -> Option<Chain> {
+        if self.counts[class] + chain.len > 4 * limit(class) {
+            return Some(chain);
+        }
+        attach(&mut self.heads[class], &mut self.counts[class], chain);
+        None
+    }
+
+    /// Up to `n` blocks of `class`.
+    pub(crate) fn take(&mut self, class: usize, n: usize) -> Option<Chain> {
+        detach(&mut self.heads[class], &mut self.counts[class], n)
+    }
+}
+
+impl ThreadCache {
+    /// Detaches up to `n` blocks of `class`, still marked.
+    pub(crate) fn take_chain(&mut self, class: usize, n: usize) -> Option<Chain> {
+        detach(&mut self.heads[class], &mut self.counts[class], n)
+    }
+
+    /// Adds `chain` to `class` (the caller keeps the class within its limit).
+    pub(crate) fn put_chain(&mut self, class: usize, chain: Chain) {
+        attach(&mut self.heads[class], &mut self.counts[class], chain);
+    }
+}
+
 impl ThreadCache {
     fn reset(&mut self, epoch: usize) {
         self.heads = [ptr::null_mut(); CLASSES];

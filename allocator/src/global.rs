@@ -13,7 +13,7 @@
 //! static GLOBAL: tagalloc::TagAlloc = tagalloc::TagAlloc::new();
 //! ```
 
-use crate::cache::{self, ThreadCache, MAX_SMALL};
+use crate::cache::{self, Central, ThreadCache, MAX_SMALL};
 use crate::error::{Call, Error, Misuse, MisuseKind};
 use crate::heap::{Heap, SEG_HEAD};
 use crate::lock::Lock;
@@ -70,6 +70,8 @@ pub fn die(e: Error) -> ! {
 /// per-thread caches of small blocks.
 pub struct LockedHeap<S: Source> {
     heap: UnsafeCell<Heap<S>>,
+    /// Blocks in transit between thread caches; under the lock.
+    central: UnsafeCell<Central>,
     /// `[lo, hi)`: the heap's break range, published after every locked call for the lock-free
     /// `free` path.
     lo: AtomicUsize,
@@ -116,6 +118,7 @@ impl<S: Source + Send> LockedHeap<S> {
     pub const fn with_source(source: S) -> LockedHeap<S> {
         LockedHeap {
             heap: UnsafeCell::new(Heap::new(source)),
+            central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
             cached: true,
@@ -126,6 +129,7 @@ impl<S: Source + Send> LockedHeap<S> {
     pub const fn uncached(source: S) -> LockedHeap<S> {
         LockedHeap {
             heap: UnsafeCell::new(Heap::new(source)),
+            central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
             cached: false,
@@ -230,12 +234,20 @@ impl<S: Source + Send> LockedHeap<S> {
         })
     }
 
-    /// Refills `class` with a batch under the lock and returns one block of it.
+    /// Refills `class` with a batch under the lock, from the transfer cache when it holds blocks of
+    /// the class and from the heap otherwise, and returns one block of it.
     #[cold]
     fn refill(&self, c: &mut ThreadCache, class: usize) -> Result<NonNull<u8>, Error> {
         let usable = cache::usable_of(class);
-        self.with(|h| {
+        self.with_central(|h, central| {
             Self::merge(h, c);
+            if let Some(chain) = central.take(class, cache::batch(class)) {
+                c.put_chain(class, chain);
+                if let Some(p) = c.pop(class) {
+                    // SAFETY: cached payloads are non-null.
+                    return Ok(unsafe { NonNull::new_unchecked(p) });
+                }
+            }
             let first = h.alloc(usable)?;
             for _ in 1..cache::batch(class) {
                 let Ok(p) = h.alloc(usable) else { break };
@@ -249,6 +261,30 @@ impl<S: Source + Send> LockedHeap<S> {
             // SAFETY: alloc never returns null.
             Ok(unsafe { NonNull::new_unchecked(first) })
         })
+    }
+
+    /// Runs `f` on the heap and the transfer cache with the lock held.
+    fn with_central<R>(&self, f: impl FnOnce(&mut Heap<S>, &mut Central) -> R) -> R {
+        self.with(|h| {
+            // SAFETY: the lock is held, which gives exclusive access to the transfer cache too.
+            f(h, unsafe { &mut *self.central.get() })
+        })
+    }
+
+    /// Moves `chain` of `class` to the transfer cache, or frees its blocks to the heap when the
+    /// transfer cache is full.
+    fn give_back(h: &mut Heap<S>, central: &mut Central, class: usize, chain: cache::Chain) -> Result<(), Error> {
+        let Some(rest) = central.put(class, chain) else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        rest.drain(|p| {
+            // SAFETY: a cached block is an allocated block of this heap, unmarked by drain.
+            if let Err(e) = unsafe { h.free_uncounted(p) } {
+                result = Err(e);
+            }
+        });
+        result
     }
 
     /// The class of `p` if it is an allocated small block in the break range, judged without the
@@ -345,17 +381,15 @@ impl<S: Source + Send> LockedHeap<S> {
         r
     }
 
-    /// Gives half of `class` back to the heap.
+    /// Gives half of `class` back: to the transfer cache, or to the heap.
     #[cold]
     fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
-        self.with(|h| {
+        self.with_central(|h, central| {
             Self::merge(h, c);
-            for _ in 0..cache::batch(class) {
-                let Some(p) = c.pop(class) else { break };
-                // SAFETY: a cached block is an allocated block of this heap, unmarked by pop.
-                unsafe { h.free_uncounted(p) }?;
+            match c.take_chain(class, cache::batch(class)) {
+                Some(chain) => Self::give_back(h, central, class, chain),
+                None => Ok(()),
             }
-            Ok(())
         })
     }
 
@@ -366,12 +400,11 @@ impl<S: Source + Send> LockedHeap<S> {
     unsafe fn flush_all_erased(owner: usize, c: &mut ThreadCache) {
         // SAFETY: contract.
         let this = unsafe { &*(owner as *const Self) };
-        this.with(|h| {
+        this.with_central(|h, central| {
             Self::merge(h, c);
             for class in 0..cache::CLASSES {
-                while let Some(p) = c.pop(class) {
-                    // SAFETY: as in `flush`.
-                    if let Err(e) = unsafe { h.free_uncounted(p) } {
+                if let Some(chain) = c.take_chain(class, usize::MAX) {
+                    if let Err(e) = Self::give_back(h, central, class, chain) {
                         die(e)
                     }
                 }
