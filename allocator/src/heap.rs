@@ -785,9 +785,25 @@ impl<S: Source> Heap<S> {
     }
 
     /// Allocates `n` bytes elsewhere, copies, frees the old block. On failure the old block stays.
+    ///
+    /// A block that must move to *grow* gets a quarter more room than asked (when that stays below
+    /// the mmap threshold or is a mapping, whose untouched pages cost nothing): a buffer grown a
+    /// little at a time, as string builders do, then moves O(log n) times instead of at every
+    /// step, and the copying stops dominating. `malloc_usable_size` reports the room.
     fn move_to(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
         let old_usable = found.usable();
-        let q = self.alloc(n)?;
+        let roomy = n.saturating_add(n / 4);
+        let q = if n > old_usable
+            && roomy <= PTRDIFF_MAX
+            && (roomy < self.config.mmap_threshold || n >= self.config.mmap_threshold)
+        {
+            match self.alloc(roomy) {
+                Ok(q) => q,
+                Err(_) => self.alloc(n)?,
+            }
+        } else {
+            self.alloc(n)?
+        };
         // SAFETY: both payloads are live, distinct, and at least this long.
         unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
         // The allocation may have changed the old block's neighbours (and so its PREV_USED bit):
@@ -862,9 +878,18 @@ impl<S: Source> Heap<S> {
             .and_then(|l| align_up(l, PAGE))
             .filter(|&l| l <= MAX_SIZE)
             .ok_or(Error::OutOfMemory)?;
-        if new_len == len {
+        if new_len == len || (new_len < len && new_len > len / 2) {
+            // Fits, or shrinks by less than half: keep the mapping (glibc keeps it too).
             return Ok(p);
         }
+        // Growing: a quarter more room, as in `move_to`; untouched pages of a mapping cost nothing.
+        let new_len = if new_len > len {
+            align_up(new_len + new_len / 4, PAGE)
+                .filter(|&l| l <= MAX_SIZE)
+                .unwrap_or(new_len)
+        } else {
+            new_len
+        };
         // SAFETY: (m, len) is exactly the chunk's mapping.
         let nm = unsafe { self.source.remap(m, len, new_len) }
             .ok_or(Error::OutOfMemory)?
