@@ -273,7 +273,12 @@ impl<S: Source + Send> LockedHeap<S> {
 
     /// Moves `chain` of `class` to the transfer cache, or frees its blocks to the heap when the
     /// transfer cache is full.
-    fn give_back(h: &mut Heap<S>, central: &mut Central, class: usize, chain: cache::Chain) -> Result<(), Error> {
+    fn give_back(
+        h: &mut Heap<S>,
+        central: &mut Central,
+        class: usize,
+        chain: cache::Chain,
+    ) -> Result<(), Error> {
         let Some(rest) = central.put(class, chain) else {
             return Ok(());
         };

@@ -66,6 +66,11 @@ pub struct Config {
     /// that, so a program that keeps allocating blocks of that size gets them from the heap instead
     /// of paying two system calls and fresh pages for each.
     pub dynamic_threshold: bool,
+    /// How many frees in a row must leave the top above the trim threshold, and no smaller than
+    /// the free before, before it is trimmed: a program that frees the top and soon allocates it
+    /// again (a common rhythm) then keeps its pages instead of giving them back and faulting them
+    /// in again. 0 trims at once.
+    pub trim_delay: u32,
 }
 
 /// The largest mmap threshold the dynamic adjustment reaches: 32 MiB, as glibc on 64-bit.
@@ -78,6 +83,7 @@ impl Config {
         trim_threshold: 128 << 10,
         top_pad: 128 << 10,
         dynamic_threshold: true,
+        trim_delay: 16,
     };
 }
 
@@ -143,6 +149,10 @@ pub struct Heap<S: Source> {
     pub(crate) stats: Stats,
     /// The lowest start of a break segment (0 before the first).
     pub(crate) brk_lo: usize,
+    /// Frees in a row that left the top trimmable and no smaller (see [`Config::trim_delay`]),
+    /// and the top's size after the last of them.
+    pub(crate) trim_ticks: u32,
+    pub(crate) trim_last: usize,
 }
 
 // SAFETY: the heap owns all memory its pointers refer to; moving it to another thread moves that
@@ -182,6 +192,8 @@ impl<S: Source> Heap<S> {
             large: AddrMap::new(),
             stats: Stats::ZERO,
             brk_lo: 0,
+            trim_ticks: 0,
+            trim_last: 0,
         }
     }
 
@@ -726,7 +738,20 @@ impl<S: Source> Heap<S> {
             let end = start as usize + total + 8;
             if !self.top.is_null() && end == (*self.top).end && total >= self.config.trim_threshold
             {
-                total = self.trim(total);
+                // The top shrank since the last such free: it was allocated from; count afresh.
+                if total < self.trim_last {
+                    self.trim_ticks = 0;
+                }
+                self.trim_last = total;
+                if self.trim_ticks >= self.config.trim_delay {
+                    self.trim_ticks = 0;
+                    total = self.trim(total);
+                    self.trim_last = total;
+                } else {
+                    self.trim_ticks += 1;
+                }
+            } else {
+                self.trim_ticks = 0;
             }
             let mt = Tag::new(total, pu as u64 * PREV_USED);
             set_header(start, mt);

@@ -1,6 +1,7 @@
 //! Splitting, coalescing, segregated lists, the mmap threshold, trimming, segments.
 
 use super::*;
+use tagalloc::Config;
 
 #[test]
 fn split_leaves_a_free_remainder_and_malloc_reuses_it() {
@@ -293,4 +294,44 @@ fn a_static_threshold_stays_put() {
     let p = m(&mut h, 100_000);
     f(&mut h, p);
     assert_eq!(h.config().mmap_threshold, 64 << 10);
+}
+
+#[test]
+fn trimming_waits_for_the_top_to_stay_free() {
+    let mut h = Heap::with_config(
+        Sim::new(32 << 20),
+        Config {
+            trim_delay: 3,
+            dynamic_threshold: false,
+            ..Config::DEFAULT
+        },
+    );
+    let blocks: Vec<_> = (0..12).map(|_| m(&mut h, 100_000)).collect();
+    // Free from the top down: every free leaves a trimmable top; the first three only count.
+    for (i, &p) in blocks.iter().rev().enumerate() {
+        f(&mut h, p);
+        let trims = h.stats().trims;
+        if i < 3 {
+            assert_eq!(trims, 0, "free {i}");
+        }
+    }
+    assert!(h.stats().trims > 0);
+    // Allocating from the top between frees resets the count: no trim.
+    let mut h = Heap::with_config(
+        Sim::new(32 << 20),
+        Config {
+            trim_delay: 3,
+            dynamic_threshold: false,
+            ..Config::DEFAULT
+        },
+    );
+    let keep = m(&mut h, 100);
+    for _ in 0..20 {
+        let a = m(&mut h, 120_000);
+        let b = m(&mut h, 120_000);
+        f(&mut h, b);
+        f(&mut h, a);
+    }
+    assert_eq!(h.stats().trims, 0);
+    f(&mut h, keep);
 }

@@ -24,6 +24,7 @@ pub(crate) fn small_heap() -> Heap<Sim> {
             trim_threshold: 64 << 10,
             top_pad: 16 << 10,
             dynamic_threshold: false,
+            trim_delay: 0,
         },
     )
 }
