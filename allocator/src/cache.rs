@@ -25,13 +25,14 @@ use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 pub(crate) const CLASSES: usize = 63;
 /// The largest request served from a cache (a 1024-byte block).
 pub(crate) const MAX_SMALL: usize = 1024 - 8;
-/// Blocks a class holds at most: about 8 KiB worth, between 8 and 64 blocks (64 of 32 bytes, 16 of
-/// 512, 8 of 1024), so small blocks rarely take the lock and a thread holds at most ~0.5 MiB.
+/// Blocks a class holds at most: about 4 KiB worth, between 4 and 64 blocks (64 of 64 bytes or
+/// less, 8 of 512, 4 of 1024), so small blocks rarely take the lock and a thread holds at most
+/// about 256 KiB.
 #[inline]
 pub(crate) const fn limit(class: usize) -> u32 {
-    let n = 8192 / ((class + 2) * 16);
-    if n < 8 {
-        8
+    let n = 4096 / ((class + 2) * 16);
+    if n < 4 {
+        4
     } else if n > 64 {
         64
     } else {
