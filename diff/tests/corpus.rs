@@ -4,7 +4,8 @@
 //!   ([`Target::run`], exactly what `fuzz_target!` calls), decoded the same way.
 //! - Every `.trace` file anywhere under `corpus/` (the hand-written seeds, the regressions found by
 //!   fuzzing) is parsed and replayed on tagalloc, and differentially against libc when it is a clean
-//!   trace ([`targets::replay`]).
+//!   trace ([`targets::replay`]); a `trace_parse-*.trace` regression is text that once broke the
+//!   parser, and goes through that target instead.
 //!
 //! A failure names the file and carries the oracle's report.
 
@@ -81,7 +82,20 @@ fn every_trace_replays_on_tagalloc_and_against_libc() {
     );
     let mut failures = Vec::new();
     for path in &traces {
-        let text = fs::read_to_string(path).unwrap();
+        let data = fs::read(path).unwrap();
+        // A regression found by the `trace_parse` target is the raw text that broke the parser:
+        // it replays through that target, not as a trace.
+        let from_parser = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("trace_parse-"));
+        if from_parser {
+            if let Err(report) = Target::TraceParse.run(&data) {
+                failures.push(format!("{}: {report}", name(path)));
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(&data);
         match text::parse(&text) {
             Err(e) => failures.push(e.in_file(&name(path))),
             Ok(trace) => {

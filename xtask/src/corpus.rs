@@ -4,7 +4,8 @@
 //! encoder into a fuzz input that decodes back to the same trace, and written as
 //! `corpus/TARGET/seed-NAME` for each target whose dialect holds every op of the trace: a clean
 //! trace seeds `ops`, `diff`, `misuse` and `faults`; a misuse trace seeds `misuse`; a faults trace
-//! seeds `faults`. `trace_parse` gets the text itself. Running it twice writes the same files.
+//! seeds `faults`. `trace_parse` gets the text itself, and alone gets a `trace_parse-*` regression
+//! (text that once broke the parser, which need not parse). Running it twice writes the same files.
 
 use std::fs;
 use std::path::Path;
@@ -57,9 +58,17 @@ fn seed(corpus: &Path, path: &Path) -> Result<usize, String> {
     let shown = path
         .strip_prefix(corpus.parent().unwrap_or(corpus))
         .unwrap_or(path);
-    let source = fs::read_to_string(path).map_err(|e| format!("{}: {e}", shown.display()))?;
-    let trace = text::parse(&source).map_err(|e| e.in_file(&shown.display().to_string()))?;
+    let source = fs::read(path).map_err(|e| format!("{}: {e}", shown.display()))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("trace");
+    if stem.starts_with("trace_parse-") {
+        // Text that once broke the parser: it seeds `trace_parse` only, as it is.
+        let file = corpus.join("trace_parse").join(format!("seed-{stem}"));
+        fs::write(&file, &source).map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok(1);
+    }
+    let source =
+        String::from_utf8(source).map_err(|_| format!("{}: not UTF-8 text", shown.display()))?;
+    let trace = text::parse(&source).map_err(|e| e.in_file(&shown.display().to_string()))?;
     let encoded = bytes::encode(&trace);
     let mut n = 0;
     let mut write = |target: &str, data: &[u8]| -> Result<(), String> {

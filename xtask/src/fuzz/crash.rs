@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::campaign::Run;
+use super::campaign::{self, Run};
 use super::command;
 use super::report;
 use super::targets::{self, Check, Input};
@@ -210,6 +210,7 @@ fn minimise(
             command::shown(&out, root).display()
         ))
         .arg(format!("-max_total_time={TMIN_SECONDS}"))
+        .arg(format!("-timeout={}", campaign::UNIT_TIMEOUT))
         .current_dir(root);
     eprintln!(
         "==> minimising the input ({} bytes)\n    $ {}",
