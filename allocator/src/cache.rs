@@ -27,18 +27,28 @@ pub(crate) const CLASSES: usize = 63;
 pub(crate) const MAX_SMALL: usize = 1024 - 8;
 /// Blocks a class holds at most: about 4 KiB worth, between 4 and 64 blocks (64 of 64 bytes or
 /// less, 8 of 512, 4 of 1024), so small blocks rarely take the lock and a thread holds at most
-/// about 256 KiB.
-#[inline]
+/// about 256 KiB. A table, so the hot path does not divide.
+#[inline(always)]
 pub(crate) const fn limit(class: usize) -> u32 {
-    let n = 4096 / ((class + 2) * 16);
-    if n < 4 {
-        4
-    } else if n > 64 {
-        64
-    } else {
-        n as u32
-    }
+    LIMITS[class]
 }
+
+const LIMITS: [u32; CLASSES] = {
+    let mut t = [0u32; CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        let n = 4096 / ((class + 2) * 16);
+        t[class] = if n < 4 {
+            4
+        } else if n > 64 {
+            64
+        } else {
+            n as u32
+        };
+        class += 1;
+    }
+    t
+};
 
 /// Blocks a refill takes, and a flush gives back: half the class's limit.
 #[inline]
