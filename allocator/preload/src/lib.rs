@@ -80,17 +80,7 @@ unsafe impl Source for Break {
             }
         }
     }
-    fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
-        self.reserved.map(len)
-    }
-    unsafe fn unmap(&mut self, p: *mut u8, len: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.reserved.unmap(p, len) }
-    }
-    unsafe fn remap(&mut self, p: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
-        // SAFETY: forwarded contract.
-        unsafe { self.reserved.remap(p, old, new) }
-    }
+    // Mappings: the default `mmap`, `munmap` and `mremap`.
 }
 
 static HEAP: LockedHeap<Break> = LockedHeap::with_source(Break {

@@ -55,20 +55,30 @@ pub unsafe trait Source {
     /// nothing the caller still needs.
     unsafe fn shrink(&mut self, end: *mut u8, len: usize) -> bool;
 
-    /// Maps `len` bytes (a multiple of the page size) on their own.
-    fn map(&mut self, len: usize) -> Option<NonNull<u8>>;
+    /// Maps `len` bytes (a multiple of the page size) on their own. By default, anonymous `mmap`.
+    fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
+        crate::os::map(len)
+    }
 
-    /// Gives back a mapping from [`map`](Source::map) or [`remap`](Source::remap).
+    /// Gives back a mapping from [`map`](Source::map) or [`remap`](Source::remap). By default,
+    /// `munmap`.
     ///
     /// # Safety
     /// `ptr` and `len` must describe exactly one live mapping of this source, unused afterwards.
-    unsafe fn unmap(&mut self, ptr: *mut u8, len: usize);
+    unsafe fn unmap(&mut self, ptr: *mut u8, len: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { crate::os::unmap(ptr, len) }
+    }
 
     /// Resizes a mapping, moving it if needed and keeping its contents; `None` leaves it untouched.
+    /// By default, `mremap`.
     ///
     /// # Safety
     /// As for [`unmap`](Source::unmap); on success the old address must not be used again.
-    unsafe fn remap(&mut self, ptr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>>;
+    unsafe fn remap(&mut self, ptr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded contract.
+        unsafe { crate::os::remap(ptr, old, new) }
+    }
 }
 
 /// Rounds `n` up to a multiple of `align` (a power of two), or `None` on overflow.

@@ -101,17 +101,4 @@ unsafe impl Source for Reserved {
         true
     }
 
-    fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
-        os::map(len)
-    }
-
-    unsafe fn unmap(&mut self, ptr: *mut u8, len: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { os::unmap(ptr, len) }
-    }
-
-    unsafe fn remap(&mut self, ptr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
-        // SAFETY: forwarded contract.
-        unsafe { os::remap(ptr, old, new) }
-    }
 }
