@@ -62,8 +62,7 @@ fn dlerror() -> String {
     }
 }
 
-/// Whether AddressSanitizer's runtime is in the process (its allocator then replaces libc's).
-pub(crate) fn under_asan() -> bool {
+fn under_asan() -> bool {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the symbol up.
     !unsafe { ::libc::dlsym(::libc::RTLD_DEFAULT, c"__asan_init".as_ptr()) }.is_null()
 }

@@ -21,10 +21,19 @@ impl LibcBackend {
     }
 }
 
-/// Whether the C allocator is AddressSanitizer's (decided once).
-fn asan() -> bool {
-    static ASAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ASAN.get_or_init(super::dylib::under_asan)
+/// Whether the process's `aligned_alloc` refuses a size that is not a multiple of the alignment
+/// (AddressSanitizer's does; glibc's does not). Asked once, by trying it: the sanitizer's runtime
+/// is linked statically and need not export a symbol that would tell.
+fn strict_aligned_alloc() -> bool {
+    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STRICT.get_or_init(|| {
+        // SAFETY: a small valid request; the block, if any, is freed at once.
+        unsafe {
+            let p = ::libc::aligned_alloc(16, 17);
+            ::libc::free(p);
+            p.is_null()
+        }
+    })
 }
 
 /// Clears `errno`, so a failing call's errno is its own.
@@ -89,11 +98,11 @@ impl Backend for LibcBackend {
                 }
             }
             Request::AlignedAlloc { align, size } => {
-                if asan() {
-                    // ASan's aligned_alloc insists on C11's "size a multiple of the alignment" and
-                    // returns NULL with errno 0 otherwise, where glibc (whose semantics the model
-                    // holds: DR 460 lifted that rule) succeeds. For the power-of-two alignments
-                    // that reach here, glibc's aligned_alloc is its memalign; ask for that.
+                if strict_aligned_alloc() {
+                    // This allocator (AddressSanitizer's, in a fuzz build) insists on C11's "size a
+                    // multiple of the alignment" and fails otherwise, where glibc (whose semantics
+                    // the model holds: DR 460 lifted that rule) succeeds. For the power-of-two
+                    // alignments that reach here, glibc's aligned_alloc is its memalign: ask that.
                     // SAFETY: see above.
                     reply(unsafe { ::libc::memalign(align, size) })
                 } else {
