@@ -25,9 +25,9 @@ use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 pub(crate) const CLASSES: usize = 63;
 /// The largest request served from a cache (a 1024-byte block).
 pub(crate) const MAX_SMALL: usize = 1024 - 8;
-/// Blocks a class holds at most: about 4 KiB worth, between 4 and 64 blocks (64 of 64 bytes or
-/// less, 8 of 512, 4 of 1024), so small blocks rarely take the lock and a thread holds at most
-/// about 256 KiB. A table, so the hot path does not divide.
+/// Blocks a class holds at most: about 8 KiB worth, between 4 and 64 blocks (64 of 128 bytes or
+/// less, 16 of 512, 8 of 1024), so small blocks rarely take a lock and a thread holds at most
+/// about 0.5 MiB. A table, so the hot path does not divide.
 #[inline(always)]
 pub(crate) const fn limit(class: usize) -> u32 {
     LIMITS[class]
@@ -37,7 +37,7 @@ const LIMITS: [u32; CLASSES] = {
     let mut t = [0u32; CLASSES];
     let mut class = 0;
     while class < CLASSES {
-        let n = 4096 / ((class + 2) * 16);
+        let n = 8192 / ((class + 2) * 16);
         t[class] = if n < 4 {
             4
         } else if n > 64 {
@@ -371,9 +371,11 @@ impl Central {
         }
     }
 
-    /// Takes `chain` of `class` if there is room (four thread-cache limits); gives it back if not.
+    /// Takes `chain` of `class` if there is room (64 KiB worth of blocks, at least four
+    /// thread-cache limits); gives it back if not.
     pub(crate) fn put(&mut self, class: usize, chain: Chain) -> Option<Chain> {
-        if self.counts[class] + chain.len > 4 * limit(class) {
+        let room = (65536 / usable_of(class) as u32).max(4 * limit(class));
+        if self.counts[class] + chain.len > room {
             return Some(chain);
         }
         attach(&mut self.heads[class], &mut self.counts[class], chain);

@@ -28,16 +28,22 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 static LOCK: Lock = Lock::new();
+/// Guards the transfer caches alone, so moving a batch between threads never waits for the heap.
+/// Never held together with `LOCK` (except by the fork handlers, which take it first).
+static CENTRAL_LOCK: Lock = Lock::new();
 static ATFORK: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn prepare() {
+    CENTRAL_LOCK.lock();
     LOCK.lock();
 }
 extern "C" fn parent() {
     LOCK.unlock();
+    CENTRAL_LOCK.unlock();
 }
 extern "C" fn child() {
     LOCK.reset_after_fork();
+    CENTRAL_LOCK.reset_after_fork();
 }
 
 /// Registers the fork handlers once per process. Called outside the lock: `pthread_atfork` may
@@ -70,7 +76,7 @@ pub fn die(e: Error) -> ! {
 /// per-thread caches of small blocks.
 pub struct LockedHeap<S: Source> {
     heap: UnsafeCell<Heap<S>>,
-    /// Blocks in transit between thread caches; under the lock.
+    /// Blocks in transit between thread caches; under `CENTRAL_LOCK`.
     central: UnsafeCell<Central>,
     /// `[lo, hi)`: the heap's break range, published after every locked call for the lock-free
     /// `free` path.
@@ -238,16 +244,16 @@ impl<S: Source + Send> LockedHeap<S> {
     /// the class and from the heap otherwise, and returns one block of it.
     #[cold]
     fn refill(&self, c: &mut ThreadCache, class: usize) -> Result<NonNull<u8>, Error> {
-        let usable = cache::usable_of(class);
-        self.with_central(|h, central| {
-            Self::merge(h, c);
-            if let Some(chain) = central.take(class, cache::batch(class)) {
-                c.put_chain(class, chain);
-                if let Some(p) = c.pop(class) {
-                    // SAFETY: cached payloads are non-null.
-                    return Ok(unsafe { NonNull::new_unchecked(p) });
-                }
+        if let Some(chain) = self.with_central(|central| central.take(class, cache::batch(class))) {
+            c.put_chain(class, chain);
+            if let Some(p) = c.pop(class) {
+                // SAFETY: cached payloads are non-null.
+                return Ok(unsafe { NonNull::new_unchecked(p) });
             }
+        }
+        let usable = cache::usable_of(class);
+        self.with(|h| {
+            Self::merge(h, c);
             let first = h.alloc(usable)?;
             for _ in 1..cache::batch(class) {
                 let Ok(p) = h.alloc(usable) else { break };
@@ -263,33 +269,38 @@ impl<S: Source + Send> LockedHeap<S> {
         })
     }
 
-    /// Runs `f` on the heap and the transfer cache with the lock held.
-    fn with_central<R>(&self, f: impl FnOnce(&mut Heap<S>, &mut Central) -> R) -> R {
-        self.with(|h| {
-            // SAFETY: the lock is held, which gives exclusive access to the transfer cache too.
-            f(h, unsafe { &mut *self.central.get() })
-        })
+    /// Runs `f` on the transfer cache with its lock held (registering the fork handlers first).
+    fn with_central<R>(&self, f: impl FnOnce(&mut Central) -> R) -> R {
+        register_atfork();
+        CENTRAL_LOCK.lock();
+        // SAFETY: CENTRAL_LOCK gives exclusive access to the transfer cache.
+        let r = f(unsafe { &mut *self.central.get() });
+        CENTRAL_LOCK.unlock();
+        r
     }
 
     /// Moves `chain` of `class` to the transfer cache, or frees its blocks to the heap when the
     /// transfer cache is full.
     fn give_back(
-        h: &mut Heap<S>,
-        central: &mut Central,
+        &self,
+        c: &mut ThreadCache,
         class: usize,
         chain: cache::Chain,
     ) -> Result<(), Error> {
-        let Some(rest) = central.put(class, chain) else {
+        let Some(rest) = self.with_central(|central| central.put(class, chain)) else {
             return Ok(());
         };
-        let mut result = Ok(());
-        rest.drain(|p| {
-            // SAFETY: a cached block is an allocated block of this heap, unmarked by drain.
-            if let Err(e) = unsafe { h.free_uncounted(p) } {
-                result = Err(e);
-            }
-        });
-        result
+        self.with(|h| {
+            Self::merge(h, c);
+            let mut result = Ok(());
+            rest.drain(|p| {
+                // SAFETY: a cached block is an allocated block of this heap, unmarked by drain.
+                if let Err(e) = unsafe { h.free_uncounted(p) } {
+                    result = Err(e);
+                }
+            });
+            result
+        })
     }
 
     /// The class of `p` if it is an allocated small block in the break range, judged without the
@@ -389,13 +400,10 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Gives half of `class` back: to the transfer cache, or to the heap.
     #[cold]
     fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
-        self.with_central(|h, central| {
-            Self::merge(h, c);
-            match c.take_chain(class, cache::batch(class)) {
-                Some(chain) => Self::give_back(h, central, class, chain),
-                None => Ok(()),
-            }
-        })
+        match c.take_chain(class, cache::batch(class)) {
+            Some(chain) => self.give_back(c, class, chain),
+            None => Ok(()),
+        }
     }
 
     /// Gives the whole cache back (thread exit).
@@ -405,16 +413,14 @@ impl<S: Source + Send> LockedHeap<S> {
     unsafe fn flush_all_erased(owner: usize, c: &mut ThreadCache) {
         // SAFETY: contract.
         let this = unsafe { &*(owner as *const Self) };
-        this.with_central(|h, central| {
-            Self::merge(h, c);
-            for class in 0..cache::CLASSES {
-                if let Some(chain) = c.take_chain(class, usize::MAX) {
-                    if let Err(e) = Self::give_back(h, central, class, chain) {
-                        die(e)
-                    }
+        for class in 0..cache::CLASSES {
+            if let Some(chain) = c.take_chain(class, usize::MAX) {
+                if let Err(e) = this.give_back(c, class, chain) {
+                    die(e)
                 }
             }
-        });
+        }
+        this.with(|h| Self::merge(h, c));
     }
 
     /// Rejects a pointer that sits in a thread cache (already freed) before the locked paths see it.

@@ -100,5 +100,4 @@ unsafe impl Source for Reserved {
         unsafe { os::release(self.base.add(self.brk), len) };
         true
     }
-
 }

@@ -63,5 +63,4 @@ unsafe impl Source for System {
         // SAFETY: the released bytes are ours and unused (contract) and the break is at their end.
         unsafe { os::sbrk(-dec) }.is_some()
     }
-
 }
