@@ -371,11 +371,11 @@ impl Central {
         }
     }
 
-    /// Takes `chain` of `class` if there is room (64 KiB worth of blocks, at least four
-    /// thread-cache limits); gives it back if not.
+    /// Takes `chain` of `class` if there is room (two batches: enough for one thread to hand
+    /// over while another takes, and no more, as blocks waiting here cannot coalesce); gives it
+    /// back if not.
     pub(crate) fn put(&mut self, class: usize, chain: Chain) -> Option<Chain> {
-        let room = (65536 / usable_of(class) as u32).max(4 * limit(class));
-        if self.counts[class] + chain.len > room {
+        if self.counts[class] + chain.len > limit(class) {
             return Some(chain);
         }
         attach(&mut self.heads[class], &mut self.counts[class], chain);
