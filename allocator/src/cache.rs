@@ -279,6 +279,16 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         // SAFETY: the owner is live (it would have released ownership before going away).
         unsafe { flush(owner, c) }
     });
+    THREADS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Threads whose cache is in use (started and not yet exited).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether more than one thread uses the caches: only then is the transfer cache worth its
+/// blocks, which cannot coalesce while they wait there.
+pub(crate) fn shared() -> bool {
+    THREADS.load(Ordering::Relaxed) > 1
 }
 
 /// The mark a cached block carries in its second payload word.
@@ -353,38 +363,55 @@ fn attach(head: &mut *mut u8, count: &mut u32, chain: Chain) {
     *count += chain.len;
 }
 
-/// Blocks that threads gave back and other threads may take, by class: the transfer cache
-/// between thread caches, so a producer thread refills with the blocks a consumer thread freed
-/// in one O(1) step under the heap's lock, instead of freeing and allocating each block. Its
-/// blocks stay marked (a second free of one is still a double free) and allocated to the heap.
+/// Batches that threads gave back and other threads may take, by class: the transfer cache
+/// between thread caches, so a producer thread refills with a batch a consumer thread freed in
+/// one O(1) step under a short lock, instead of freeing and allocating each block. A batch is
+/// kept whole (first, last, length), so neither side walks the other's blocks. Its blocks stay
+/// marked (a second free of one is still a double free) and allocated to the heap.
 pub(crate) struct Central {
-    heads: [*mut u8; CLASSES],
-    counts: [u32; CLASSES],
+    chains: [[Chain; CENTRAL_BATCHES]; CLASSES],
+    counts: [usize; CLASSES],
 }
+
+/// Batches of each class the transfer cache holds at most.
+const CENTRAL_BATCHES: usize = 8;
+
+const NO_CHAIN: Chain = Chain {
+    first: ptr::null_mut(),
+    last: ptr::null_mut(),
+    len: 0,
+};
 
 impl Central {
     /// Empty.
     pub(crate) const fn new() -> Central {
         Central {
-            heads: [ptr::null_mut(); CLASSES],
+            chains: [[NO_CHAIN; CENTRAL_BATCHES]; CLASSES],
             counts: [0; CLASSES],
         }
     }
 
-    /// Takes `chain` of `class` if there is room (two batches: enough for one thread to hand
-    /// over while another takes, and no more, as blocks waiting here cannot coalesce); gives it
+    /// Takes `chain` of `class` if there is room and more than one thread uses the caches (a
+    /// lone thread gains nothing from it, and blocks waiting here cannot coalesce); gives it
     /// back if not.
     pub(crate) fn put(&mut self, class: usize, chain: Chain) -> Option<Chain> {
-        if self.counts[class] + chain.len > limit(class) {
+        let n = self.counts[class];
+        if !shared() || n == CENTRAL_BATCHES {
             return Some(chain);
         }
-        attach(&mut self.heads[class], &mut self.counts[class], chain);
+        self.chains[class][n] = chain;
+        self.counts[class] = n + 1;
         None
     }
 
-    /// Up to `n` blocks of `class`.
-    pub(crate) fn take(&mut self, class: usize, n: usize) -> Option<Chain> {
-        detach(&mut self.heads[class], &mut self.counts[class], n)
+    /// The batch of `class` given back last, if any.
+    pub(crate) fn take(&mut self, class: usize) -> Option<Chain> {
+        let n = self.counts[class];
+        if n == 0 {
+            return None;
+        }
+        self.counts[class] = n - 1;
+        Some(self.chains[class][n - 1])
     }
 }
 
@@ -402,6 +429,9 @@ impl ThreadCache {
 
 impl ThreadCache {
     fn reset(&mut self, epoch: usize) {
+        if self.epoch == 0 {
+            THREADS.fetch_add(1, Ordering::Relaxed);
+        }
         self.heads = [ptr::null_mut(); CLASSES];
         self.counts = [0; CLASSES];
         self.epoch = epoch;

@@ -244,7 +244,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// the class and from the heap otherwise, and returns one block of it.
     #[cold]
     fn refill(&self, c: &mut ThreadCache, class: usize) -> Result<NonNull<u8>, Error> {
-        if let Some(chain) = self.with_central(|central| central.take(class, cache::batch(class))) {
+        if let Some(chain) = self.with_central(|central| central.take(class)) {
             c.put_chain(class, chain);
             if let Some(p) = c.pop(class) {
                 // SAFETY: cached payloads are non-null.
