@@ -150,9 +150,14 @@ impl<S: Source + Send> LockedHeap<S> {
         // SAFETY: the lock gives exclusive access to the heap.
         let h = unsafe { &mut *self.heap.get() };
         let r = f(h);
+        // Stored only when they change: every lock-free `free` of every thread reads them.
         let (lo, hi) = h.break_range();
-        self.lo.store(lo, Ordering::Relaxed);
-        self.hi.store(hi, Ordering::Relaxed);
+        if self.lo.load(Ordering::Relaxed) != lo {
+            self.lo.store(lo, Ordering::Relaxed);
+        }
+        if self.hi.load(Ordering::Relaxed) != hi {
+            self.hi.store(hi, Ordering::Relaxed);
+        }
         LOCK.unlock();
         r
     }
