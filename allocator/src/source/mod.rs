@@ -9,8 +9,9 @@
 //! - [`Reserved`]: a private break inside one large `mmap` reservation. What `#[global_allocator]`,
 //!   tests and fuzzers use: it can never race glibc's `sbrk`, from any thread, because it never calls
 //!   `sbrk` at all.
-//! - [`Sim`]: a simulated break and mappings carved from the Rust global allocator, with fault
-//!   injection (the next requests fail) and simulated foreign moves of the break. It runs under Miri.
+//! - [`Sim`]: a simulated break and mappings in memory of its own, with fault injection (the next
+//!   requests fail) and simulated foreign moves of the break. Under Miri its memory comes from the
+//!   Rust allocator, so a heap over it runs there.
 
 mod reserved;
 mod sim;

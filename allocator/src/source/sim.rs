@@ -1,20 +1,19 @@
 //! A simulated operating system, for tests: fault injection and foreign break moves.
 //!
-//! The "break" moves inside one zeroed arena and "mappings" are separate zeroed allocations, all
-//! taken from the Rust global allocator, so a heap over `Sim` needs no system calls and runs under
-//! Miri. Tests steer it: [`Sim::fail_next`] makes the next OS requests fail (any of grow, map,
+//! The "break" moves inside one zeroed arena and "mappings" are separate zeroed regions: pages
+//! mapped once from the kernel (under Miri, allocations from the Rust global allocator, so a heap
+//! over `Sim` runs there too). Nothing a heap does to a `Sim` reaches the real break. Tests steer it: [`Sim::fail_next`] makes the next OS requests fail (any of grow, map,
 //! remap), and [`Sim::foreign_sbrk`] moves the break as another allocator on the same thread would.
 
 use super::{align_up, Region, Source};
 use crate::os::PAGE;
+#[cfg(miri)]
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
 /// A simulated break and mappings with fault injection.
 #[derive(Debug)]
 pub struct Sim {
-    /// The allocation holding the arena; `arena` is its first page-aligned byte.
-    raw: NonNull<u8>,
     arena: NonNull<u8>,
     cap: usize,
     brk: usize,
@@ -33,17 +32,8 @@ impl Sim {
     /// If the arena cannot be allocated (this is test machinery, not an allocation path).
     pub fn new(cap: usize) -> Sim {
         let cap = align_up(cap.max(PAGE), PAGE).expect("arena size");
-        // Asked with 16-byte alignment (a page more, the base rounded up to a page), so the system
-        // allocator can hand out lazily zeroed pages instead of clearing an aligned block.
-        let layout = Layout::from_size_align(cap + PAGE, 16).expect("arena layout");
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let raw = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        let offset = raw.as_ptr().align_offset(PAGE);
-        // SAFETY: offset < PAGE, inside the allocation.
-        let arena = unsafe { NonNull::new_unchecked(raw.as_ptr().add(offset)) };
+        let arena = zeroed(cap).expect("the simulated arena");
         Sim {
-            raw,
             arena,
             cap,
             brk: 0,
@@ -106,21 +96,44 @@ impl Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         for &(addr, len) in &self.maps {
-            // SAFETY: each entry is a live allocation made by `map` with this layout.
-            unsafe {
-                alloc::dealloc(
-                    addr as *mut u8,
-                    Layout::from_size_align_unchecked(len, PAGE),
-                )
-            }
+            // SAFETY: each entry is a live region made by `zeroed` with this length.
+            unsafe { give_back(addr as *mut u8, len) }
         }
-        // SAFETY: the arena was allocated in `new` with this layout.
-        unsafe {
-            alloc::dealloc(
-                self.raw.as_ptr(),
-                Layout::from_size_align_unchecked(self.cap + PAGE, 16),
-            )
-        }
+        // SAFETY: the arena was made by `zeroed` with this length.
+        unsafe { give_back(self.arena.as_ptr(), self.cap) }
+    }
+}
+
+/// `len` bytes (a multiple of the page size) of zeroed, page-aligned memory: pages mapped from the
+/// kernel, zeroed lazily as they are touched, so making a large simulated arena costs nothing
+/// until it is used; under Miri, an allocation from the Rust global allocator.
+fn zeroed(len: usize) -> Option<NonNull<u8>> {
+    #[cfg(not(miri))]
+    {
+        crate::os::map(len)
+    }
+    #[cfg(miri)]
+    {
+        let layout = Layout::from_size_align(len, PAGE).ok()?;
+        // SAFETY: a non-zero size.
+        NonNull::new(unsafe { alloc::alloc_zeroed(layout) })
+    }
+}
+
+/// Gives back memory from [`zeroed`].
+///
+/// # Safety
+/// `p` and `len` must be exactly a region from `zeroed`, unused afterwards.
+unsafe fn give_back(p: *mut u8, len: usize) {
+    #[cfg(not(miri))]
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::os::unmap(p, len)
+    }
+    #[cfg(miri)]
+    // SAFETY: forwarded contract: the layout `zeroed` used.
+    unsafe {
+        alloc::dealloc(p, Layout::from_size_align_unchecked(len, PAGE))
     }
 }
 
@@ -164,9 +177,7 @@ unsafe impl Source for Sim {
         if !self.request() || len == 0 {
             return None;
         }
-        let layout = Layout::from_size_align(len, PAGE).ok()?;
-        // SAFETY: non-zero size.
-        let p = NonNull::new(unsafe { alloc::alloc_zeroed(layout) })?;
+        let p = zeroed(align_up(len, PAGE)?)?;
         self.maps.push((p.as_ptr() as usize, len));
         Some(p)
     }
@@ -180,8 +191,8 @@ unsafe impl Source for Sim {
             return;
         };
         self.maps.swap_remove(i);
-        // SAFETY: the entry was a live allocation of this layout.
-        unsafe { alloc::dealloc(ptr, Layout::from_size_align_unchecked(len, PAGE)) }
+        // SAFETY: the entry was a live region from `zeroed` of this length.
+        unsafe { give_back(ptr, len) }
     }
 
     unsafe fn remap(&mut self, ptr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
