@@ -17,7 +17,8 @@
 #    byte-identical, stderr identical once tagalloc's own lines are removed,
 #    and the TAGALLOC_STATS=1 report must show bytes from brk and from mmap.
 # 4. Records the threads program with TAGALLOC_TRACE and replays the trace
-#    with tagalloc-diff, differentially against libc.
+#    with tagalloc-diff, differentially against libc, on tagalloc in-process
+#    and on libtagalloc.so loaded with dlopen.
 #
 # Prints "ok  NAME" or "FAIL NAME: WHY" per check (the logs of every run are in
 # target/preload-tests/logs), then "N passed, M failed"; exits 1 on any
@@ -308,6 +309,16 @@ else
     else
         fail "trace-replay" "$(describe_status $status): $(head -n 3 "$logs/trace-replay.out" "$logs/trace-replay.err" | tr '\n' ' ' | cut -c 1-200)"
     fi
+fi
+
+# The library loaded with dlopen beside glibc's malloc (the suite's dylib backend), where it runs on
+# a private break and without the static-TLS shortcut: the recorded trace must pass every oracle
+# there too, differentially against libc.
+run dlopen-replay 300 -- "$differ" diff --backend "$so" --against libc "$work/threads.trace"
+if [[ $status -eq 0 ]]; then
+    ok "dlopen-replay: $(first_line "$logs/dlopen-replay.out")"
+else
+    fail "dlopen-replay" "$(describe_status $status): $(head -n 3 "$logs/dlopen-replay.out" "$logs/dlopen-replay.err" | tr '\n' ' ' | cut -c 1-200)"
 fi
 
 finish
