@@ -80,6 +80,7 @@ pub(crate) struct ThreadCache {
     pub(crate) mallocs: u64,
     pub(crate) callocs: u64,
     pub(crate) frees: u64,
+    pub(crate) reallocs: u64,
 }
 
 thread_local! {
@@ -91,6 +92,7 @@ thread_local! {
             mallocs: 0,
             callocs: 0,
             frees: 0,
+            reallocs: 0,
         })
     };
 }
@@ -187,6 +189,14 @@ pub(crate) fn pop_hot(class: usize, zeroed: bool) -> *mut u8 {
         }
         p
     }
+}
+
+/// Counts a `realloc` served without the lock.
+#[inline]
+pub(crate) fn count_realloc() {
+    // SAFETY: as in `with`.
+    let c = unsafe { &mut *cache() };
+    c.reallocs += 1;
 }
 
 /// The hot path of `free`: pushes block `p` of `class` and counts the call, or returns `false`

@@ -182,6 +182,7 @@ impl<S: Source + Send> LockedHeap<S> {
     }
 
     fn merge(h: &mut Heap<S>, c: &mut ThreadCache) {
+        h.stats.reallocs += core::mem::take(&mut c.reallocs);
         h.stats.mallocs += core::mem::take(&mut c.mallocs);
         h.stats.callocs += core::mem::take(&mut c.callocs);
         h.stats.frees += core::mem::take(&mut c.frees);
@@ -308,10 +309,11 @@ impl<S: Source + Send> LockedHeap<S> {
         })
     }
 
-    /// The class of `p` if it is an allocated small block in the break range, judged without the
-    /// lock by its header; `None` sends `free` down the locked path, which judges fully.
+    /// The size of the block whose payload is `p`, if it is an allocated block of a break segment
+    /// with intact tags, judged without the lock from its header and the next block's; `None`
+    /// sends the caller down the locked path, which judges fully.
     #[inline]
-    fn small_class(&self, p: *mut u8) -> Option<usize> {
+    fn live_block(&self, p: *mut u8) -> Option<usize> {
         let a = p as usize;
         let lo = self.lo.load(Ordering::Relaxed);
         let hi = self.hi.load(Ordering::Relaxed);
@@ -324,12 +326,12 @@ impl<S: Source + Send> LockedHeap<S> {
         let word = unsafe { AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed) };
         let t = Tag::decode(a - 8, word)?;
         let size = t.size();
-        if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || !(32..=1024).contains(&size) {
+        if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || size < 32 {
             return None;
         }
         // The next block's header must be intact too (an overflow of this block shows there):
         // otherwise the locked path reports it.
-        let next = a - 8 + size;
+        let next = (a - 8).checked_add(size)?;
         if next >= hi {
             return None;
         }
@@ -338,7 +340,16 @@ impl<S: Source + Send> LockedHeap<S> {
         if !Tag::decode(next, word)?.has(crate::tag::PREV_USED) {
             return None;
         }
-        Some((size >> 4) - 2)
+        Some(size)
+    }
+
+    /// The cache class of `p` if it is a small allocated block (see [`live_block`](Self::live_block)).
+    #[inline]
+    fn small_class(&self, p: *mut u8) -> Option<usize> {
+        match self.live_block(p)? {
+            size @ 32..=1024 => Some((size >> 4) - 2),
+            _ => None,
+        }
     }
 
     /// `free`.
@@ -444,6 +455,22 @@ impl<S: Source + Send> LockedHeap<S> {
     /// # Safety
     /// As for [`Heap::realloc`].
     pub unsafe fn realloc(&self, p: *mut u8, size: usize) -> Result<Option<NonNull<u8>>, Error> {
+        // A block that already holds `size` bytes and would not halve stays where it is, without
+        // the lock (the locked path would only split off the rest).
+        if size != 0 && self.caching() {
+            if let Some(block) = self.live_block(p) {
+                // SAFETY: p is an allocated block of 24+ usable bytes.
+                if unsafe { cache::is_marked(p) } {
+                    return Err(double_free(Call::Realloc, p));
+                }
+                let usable = block - 8;
+                if size <= usable && size >= usable / 2 {
+                    cache::count_realloc();
+                    // SAFETY: p is non-null (a live block).
+                    return Ok(Some(unsafe { NonNull::new_unchecked(p) }));
+                }
+            }
+        }
         self.not_cached(p, Call::Realloc)?;
         // SAFETY: forwarded contract.
         self.with(|h| unsafe { h.realloc(p, size) })
