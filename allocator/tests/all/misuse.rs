@@ -8,15 +8,21 @@ fn expect(r: Result<(), Error>, call: Call, kind: MisuseKind, addr: usize) {
     assert_eq!(r, Err(Error::Misuse(Misuse { call, kind, addr })));
 }
 
+/// `free` of a pointer that is the misuse under test.
+fn bad_free(h: &mut Heap<Sim>, p: *mut u8) -> Result<(), Error> {
+    // SAFETY: the misuse is the point: tagalloc detects it before touching anything but its own
+    // heap memory.
+    unsafe { h.free(p) }
+}
+
 #[test]
 fn double_free() {
     let mut h = heap();
     let p = m(&mut h, 40);
     let _guard = m(&mut h, 40);
     f(&mut h, p);
-    // SAFETY: the misuse is the point; it is detected without touching anything.
     expect(
-        unsafe { h.free(p) },
+        bad_free(&mut h, p),
         Call::Free,
         MisuseKind::DoubleFree,
         p as usize,
@@ -32,16 +38,14 @@ fn double_free_after_coalescing() {
     let _guard = m(&mut h, 40);
     f(&mut h, a);
     f(&mut h, b); // b merges into a
-                  // SAFETY: as above.
     expect(
-        unsafe { h.free(b) },
+        bad_free(&mut h, b),
         Call::Free,
         MisuseKind::DoubleFree,
         b as usize,
     );
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(a) },
+        bad_free(&mut h, a),
         Call::Free,
         MisuseKind::DoubleFree,
         a as usize,
@@ -56,9 +60,8 @@ fn free_of_a_stack_address() {
     let mut local = [0u64; 4];
     let addr = local.as_mut_ptr().cast::<u8>();
     let addr = addr.wrapping_add(16 - addr as usize % 16);
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(addr) },
+        bad_free(&mut h, addr),
         Call::Free,
         MisuseKind::InvalidPointer,
         addr as usize,
@@ -73,9 +76,8 @@ fn free_of_an_interior_pointer() {
     // SAFETY: p has 200 bytes; fill with a pattern that is no valid tag.
     unsafe { std::ptr::write_bytes(p, 0x41, 200) };
     let q = p.wrapping_add(32);
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(q) },
+        bad_free(&mut h, q),
         Call::Free,
         MisuseKind::InvalidPointer,
         q as usize,
@@ -89,17 +91,15 @@ fn free_of_a_misaligned_pointer() {
     let mut h = heap();
     let p = m(&mut h, 200);
     let q = p.wrapping_add(1);
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(q) },
+        bad_free(&mut h, q),
         Call::Free,
         MisuseKind::InvalidPointer,
         q as usize,
     );
     let q = p.wrapping_add(8);
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(q) },
+        bad_free(&mut h, q),
         Call::Free,
         MisuseKind::InvalidPointer,
         q as usize,
@@ -112,17 +112,15 @@ fn free_of_a_large_chunk_twice_or_inside() {
     let mut h = heap();
     let p = m(&mut h, 1 << 20);
     let q = p.wrapping_add(4096);
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(q) },
+        bad_free(&mut h, q),
         Call::Free,
         MisuseKind::InvalidPointer,
         q as usize,
     );
     f(&mut h, p);
-    // SAFETY: as above.
     expect(
-        unsafe { h.free(p) },
+        bad_free(&mut h, p),
         Call::Free,
         MisuseKind::InvalidPointer,
         p as usize,
@@ -172,17 +170,15 @@ fn overflow_into_the_next_header_is_caught_when_freeing_either_block() {
         assert!(h.check().is_err(), "the walker sees it");
         let header_b = b as usize - 8;
         if free_first {
-            // SAFETY: as above.
             expect(
-                unsafe { h.free(a) },
+                bad_free(&mut h, a),
                 Call::Free,
                 MisuseKind::CorruptTag,
                 header_b,
             );
         } else {
-            // SAFETY: as above.
             expect(
-                unsafe { h.free(b) },
+                bad_free(&mut h, b),
                 Call::Free,
                 MisuseKind::CorruptTag,
                 header_b,
