@@ -2,9 +2,14 @@
 //!
 //! Each thread keeps, for each exact size class (blocks of 32 to 1024 bytes), a short singly linked
 //! list of blocks it freed. `malloc` of a small size pops one without taking the heap's lock; `free`
-//! of a small block pushes it. When a list is empty the thread takes the lock once and refills it
-//! with a batch; when it is full, it gives half back under the lock. On thread exit the cache is
-//! given back through a `pthread` key destructor.
+//! of a small block pushes it. When a list is empty the thread refills it with a batch: a whole
+//! batch another thread gave back, from the transfer cache (`Central`, under its own short lock),
+//! or else blocks from the heap under the heap's lock. When a list is full, half of it goes back:
+//! to the transfer cache when several threads share the caches, to the heap otherwise. On thread
+//! exit the cache is given back the same way, through a `pthread` key destructor.
+//!
+//! The thread's cache is found through `thread_local!`, or, when the library is known to live in
+//! static TLS (preloaded), at a fixed offset from the thread pointer ([`use_static_tls`]).
 //!
 //! To the heap, a cached block is still allocated (its header keeps `USED`): the heap walker and
 //! the statistics count it as live. The thread that caches a block owns its payload, never its

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! Memory from the source's break is organised in *segments*. A segment starts with a small
-//! [`Segment`] record, then blocks back to back, then an *epilogue*: a fencepost tag of size 0 with
+//! `Segment` record, then blocks back to back, then an *epilogue*: a fencepost tag of size 0 with
 //! `USED | FENCE`, so no block ever coalesces past the end. The first block of a segment has
 //! `PREV_USED` set, so none coalesces past the start. Growing the break extends the last segment
 //! when the new memory is contiguous with it (the old epilogue becomes part of a block) and starts a

@@ -26,7 +26,7 @@ pub struct Reserved {
 unsafe impl Send for Reserved {}
 
 impl Reserved {
-    /// A private break of [`DEFAULT_RESERVE`] bytes of address space.
+    /// A private break of `DEFAULT_RESERVE` (64 GiB) bytes of address space.
     pub const fn new() -> Reserved {
         Reserved::with_capacity(DEFAULT_RESERVE)
     }
