@@ -171,9 +171,15 @@ impl<S: Source + Send> LockedHeap<S> {
     /// The heap's statistics (with the calling thread's cached calls merged in).
     pub fn stats(&self) -> Stats {
         if self.caching() {
-            cache::with(|c| self.with(|h| Self::merge(h, c)));
+            cache::with(|c| {
+                self.with(|h| {
+                    Self::merge(h, c);
+                    h.stats()
+                })
+            })
+        } else {
+            self.with(|h| h.stats())
         }
-        self.with(|h| h.stats())
     }
 
     /// Runs the heap walker.
@@ -455,23 +461,24 @@ impl<S: Source + Send> LockedHeap<S> {
     /// # Safety
     /// As for [`Heap::realloc`].
     pub unsafe fn realloc(&self, p: *mut u8, size: usize) -> Result<Option<NonNull<u8>>, Error> {
-        // A block that already holds `size` bytes and would not halve stays where it is, without
-        // the lock (the locked path would only split off the rest).
-        if size != 0 && self.caching() {
+        if self.caching() {
             if let Some(block) = self.live_block(p) {
                 // SAFETY: p is an allocated block of 24+ usable bytes.
                 if unsafe { cache::is_marked(p) } {
                     return Err(double_free(Call::Realloc, p));
                 }
+                // A block that already holds `size` bytes and would not halve stays where it
+                // is, without the lock (the locked path would only split off the rest).
                 let usable = block - 8;
-                if size <= usable && size >= usable / 2 {
+                if size != 0 && size <= usable && size >= usable / 2 {
                     cache::count_realloc();
                     // SAFETY: p is non-null (a live block).
                     return Ok(Some(unsafe { NonNull::new_unchecked(p) }));
                 }
             }
+            // Anything `live_block` did not recognise cannot be in a thread cache: the locked
+            // path judges it fully.
         }
-        self.not_cached(p, Call::Realloc)?;
         // SAFETY: forwarded contract.
         self.with(|h| unsafe { h.realloc(p, size) })
     }
