@@ -224,15 +224,10 @@ abort_run misuse-overflow-prev "^tagalloc: free\(\): corrupted boundary tag at $
 same_output() {
     local name=$1 secs=$2
     shift 2
-    local envs=()
-    while [[ $1 != -- ]]; do
-        envs+=("$1")
-        shift
-    done
-    shift
-    run "$name-glibc" "$secs" "${envs[@]}" -- "$@"
+    # "$@" is NAME=VALUE... -- COMMAND..., which `run` takes as it is.
+    run "$name-glibc" "$secs" "$@"
     local glibc_status=$status
-    run "$name" "$secs" "${envs[@]}" "$preload" TAGALLOC_STATS=1 -- "$@"
+    run "$name" "$secs" "$preload" TAGALLOC_STATS=1 "$@"
     local g=$logs/$name-glibc t=$logs/$name stats
     if [[ $glibc_status -ne 0 ]]; then
         fail "$name output" "fails without the preload too: $(describe_status $glibc_status): $(first_line "$g.err")"
