@@ -22,9 +22,11 @@
 //! global allocator or the preload library's heap); others take the lock on every call. If the
 //! owner is dropped, an epoch change makes every thread discard, not return, its cache.
 
+use crate::tag::{Tag, MAPPED, MIN_BLOCK, USED};
+use crate::walk::Corruption;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 
 /// Exact size classes cached: blocks of 32, 48, ... 1024 bytes.
 pub(crate) const CLASSES: usize = 63;
@@ -55,11 +57,9 @@ const LIMITS: [u32; CLASSES] = {
     t
 };
 
-/// Blocks a refill takes, and a flush gives back: half the class's limit.
-#[inline]
-pub(crate) const fn batch(class: usize) -> usize {
-    limit(class) as usize / 2
-}
+/// The owner's cap on blocks per class ([`Config::cache_limit`](crate::Config::cache_limit)),
+/// applied to [`limit`] when a cache is (re)set for the owner's epoch.
+static CAP: AtomicU32 = AtomicU32::new(u32::MAX);
 
 /// The class of a request of `n <= MAX_SMALL` bytes.
 #[inline]
@@ -81,6 +81,9 @@ pub(crate) struct ThreadCache {
     epoch: usize,
     heads: [*mut u8; CLASSES],
     counts: [u32; CLASSES],
+    /// Blocks each class holds at most in this epoch: [`limit`] capped by the owner's
+    /// `cache_limit`, at least 1.
+    limits: [u32; CLASSES],
     /// Calls served here since the counts were last merged into the heap's statistics.
     pub(crate) mallocs: u64,
     pub(crate) callocs: u64,
@@ -94,6 +97,7 @@ thread_local! {
             epoch: 0,
             heads: [ptr::null_mut(); CLASSES],
             counts: [0; CLASSES],
+            limits: LIMITS,
             mallocs: 0,
             callocs: 0,
             frees: 0,
@@ -214,7 +218,7 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
     {
         // SAFETY: as in `with`.
         let c = unsafe { &mut *cache() };
-        if c.counts[class] >= limit(class) || c.epoch != EPOCH.load(Ordering::Relaxed) {
+        if c.counts[class] >= c.limits[class] || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return false;
         }
         // SAFETY: the caller hands over the payload (at least 24 bytes).
@@ -229,9 +233,10 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
     }
 }
 
-/// Makes `owner` the caching heap if none is; returns whether `owner` is it.
+/// Makes `owner` the caching heap if none is; returns whether `owner` is it. `cap` bounds the
+/// blocks per class of every cache filled for it.
 #[inline]
-pub(crate) fn claim(owner: usize, flush: FlushFn) -> bool {
+pub(crate) fn claim(owner: usize, flush: FlushFn, cap: u32) -> bool {
     let cur = OWNER.load(Ordering::Acquire);
     if cur == owner {
         return true;
@@ -239,12 +244,13 @@ pub(crate) fn claim(owner: usize, flush: FlushFn) -> bool {
     if cur != 0 {
         return false;
     }
-    claim_slow(owner, flush)
+    claim_slow(owner, flush, cap)
 }
 
 #[cold]
-fn claim_slow(owner: usize, flush: FlushFn) -> bool {
+fn claim_slow(owner: usize, flush: FlushFn, cap: u32) -> bool {
     FLUSH.store(flush as usize, Ordering::Relaxed);
+    CAP.store(cap.max(1), Ordering::Relaxed);
     if KEY.load(Ordering::Relaxed) == 0 {
         KEY.store(random_key(), Ordering::Relaxed);
     }
@@ -260,13 +266,16 @@ fn claim_slow(owner: usize, flush: FlushFn) -> bool {
         .map_or_else(|cur| cur == owner, |_| true)
 }
 
-/// Gives up ownership (the owner is going away): every cache becomes stale and is discarded.
+/// Gives up ownership (the owner is going away): every cache becomes stale and is discarded, and
+/// the count of threads using the caches starts again from zero, so the next owner starts from the
+/// same state as a new process would.
 pub(crate) fn release(owner: usize) {
     if OWNER
         .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
         EPOCH.fetch_add(1, Ordering::AcqRel);
+        THREADS.store(0, Ordering::Relaxed);
     }
 }
 
@@ -294,10 +303,11 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         // SAFETY: the owner is live (it would have released ownership before going away).
         unsafe { flush(owner, c) }
     });
-    THREADS.fetch_sub(1, Ordering::Relaxed);
+    // `with` counted this thread in the current epoch; a release in between may have reset it.
+    let _ = THREADS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
 }
 
-/// Threads whose cache is in use (started and not yet exited).
+/// Threads whose cache is in use in the current epoch (set up and not yet exited).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether more than one thread uses the caches: only then is the transfer cache worth its
@@ -443,9 +453,17 @@ impl ThreadCache {
 }
 
 impl ThreadCache {
+    /// Blocks a refill takes, and a flush gives back: half the class's limit, at least one.
+    #[inline]
+    pub(crate) fn batch(&self, class: usize) -> usize {
+        (self.limits[class] as usize / 2).max(1)
+    }
+
     fn reset(&mut self, epoch: usize) {
-        if self.epoch == 0 {
-            THREADS.fetch_add(1, Ordering::Relaxed);
+        THREADS.fetch_add(1, Ordering::Relaxed);
+        let cap = CAP.load(Ordering::Relaxed);
+        for class in 0..CLASSES {
+            self.limits[class] = limit(class).min(cap).max(1);
         }
         self.heads = [ptr::null_mut(); CLASSES];
         self.counts = [0; CLASSES];
@@ -482,7 +500,7 @@ impl ThreadCache {
     /// `p` must be an allocated block of the owner heap, of `class`, that nothing else uses.
     #[inline]
     pub(crate) unsafe fn push(&mut self, class: usize, p: *mut u8) -> bool {
-        if self.counts[class] >= limit(class) {
+        if self.counts[class] >= self.limits[class] {
             return false;
         }
         // SAFETY: the caller hands over the payload (at least 24 bytes).
@@ -493,5 +511,138 @@ impl ThreadCache {
         self.heads[class] = p;
         self.counts[class] += 1;
         true
+    }
+}
+
+/// Invariant 10 for one cached block `p` of `class`: it lies in the break range `[lo, hi)`, its
+/// header says it is an allocated (not mapped) block of the class's size, and it carries the mark.
+/// Nothing is read at `p` before it is known to lie in the range.
+fn check_cached(p: *mut u8, class: usize, lo: usize, hi: usize) -> Result<(), Corruption> {
+    let broken = |what| {
+        Err(Corruption {
+            invariant: 10,
+            addr: p as usize,
+            what,
+        })
+    };
+    let a = p as usize;
+    if a % 16 != 0 || a < lo.saturating_add(16) || a.saturating_add(16) > hi {
+        return broken("a cached block outside the heap's break range");
+    }
+    // SAFETY: a - 8 .. a + 16 lies inside the break range, which is mapped.
+    let word = unsafe { p.sub(8).cast::<u64>().read() };
+    let Some(t) = Tag::decode(a - 8, word) else {
+        return broken("a cached block's header fails its check");
+    };
+    if !t.has(USED) || t.has(MAPPED) {
+        return broken("a cached block is not an allocated block of a segment");
+    }
+    // A refill may take a block up to one sliver larger than the class (the heap does not split
+    // off less than a minimum block); it serves the class as well.
+    let size = usable_of(class) + 8;
+    if t.size() < size || t.size() >= size + MIN_BLOCK {
+        return broken("a cached block is in the list of another size class");
+    }
+    // SAFETY: 16 readable bytes at p (inside the range, above).
+    if !unsafe { is_marked(p) } {
+        return broken("a cached block lost its mark");
+    }
+    Ok(())
+}
+
+/// Walks `len` blocks of a list from `first`, checking each; returns the last one visited.
+fn check_list(
+    first: *mut u8,
+    len: usize,
+    class: usize,
+    lo: usize,
+    hi: usize,
+) -> Result<*mut u8, Corruption> {
+    let mut p = first;
+    let mut last = ptr::null_mut();
+    for _ in 0..len {
+        check_cached(p, class, lo, hi)?;
+        last = p;
+        // SAFETY: p is a checked cached block: its first word is its link.
+        p = unsafe { p.cast::<*mut u8>().read() };
+    }
+    Ok(last)
+}
+
+impl ThreadCache {
+    /// Invariant 10 over this cache: every list holds exactly `counts[class]` checked blocks of
+    /// its class, within its limit, and ends there.
+    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
+        for class in 0..CLASSES {
+            let n = self.counts[class];
+            if n > self.limits[class] {
+                return Err(Corruption {
+                    invariant: 10,
+                    addr: self.heads[class] as usize,
+                    what: "a thread cache class holds more blocks than its limit",
+                });
+            }
+            let last = check_list(self.heads[class], n as usize, class, lo, hi)?;
+            let end = if n == 0 {
+                self.heads[class]
+            } else {
+                // SAFETY: last is a checked cached block: its first word is its link.
+                unsafe { last.cast::<*mut u8>().read() }
+            };
+            if !end.is_null() {
+                return Err(Corruption {
+                    invariant: 10,
+                    addr: end as usize,
+                    what: "a thread cache list is longer than its count",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every block in this cache.
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(*mut u8)) {
+        for class in 0..CLASSES {
+            let mut p = self.heads[class];
+            for _ in 0..self.counts[class] {
+                f(p);
+                // SAFETY: list members are cached blocks whose first word links to the next.
+                p = unsafe { p.cast::<*mut u8>().read() };
+            }
+        }
+    }
+}
+
+impl Central {
+    /// Invariant 10 over the transfer cache: each batch holds `len` checked blocks of its class
+    /// and ends at its recorded last block.
+    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
+        for class in 0..CLASSES {
+            for chain in &self.chains[class][..self.counts[class]] {
+                let last = check_list(chain.first, chain.len as usize, class, lo, hi)?;
+                if chain.len == 0 || last != chain.last {
+                    return Err(Corruption {
+                        invariant: 10,
+                        addr: chain.first as usize,
+                        what: "a transfer-cache batch does not end at its last block",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every block in the transfer cache.
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(*mut u8)) {
+        for class in 0..CLASSES {
+            for chain in &self.chains[class][..self.counts[class]] {
+                let mut p = chain.first;
+                for _ in 0..chain.len {
+                    f(p);
+                    // SAFETY: batch members are cached blocks whose first word links to the next.
+                    p = unsafe { p.cast::<*mut u8>().read() };
+                }
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@
 
 use crate::cache::{self, Central, ThreadCache, MAX_SMALL};
 use crate::error::{Call, Error, Misuse, MisuseKind};
-use crate::heap::{Heap, SEG_HEAD};
+use crate::heap::{Config, Heap, SEG_HEAD};
 use crate::lock::Lock;
 use crate::os;
 use crate::source::{Reserved, Source};
@@ -83,6 +83,8 @@ pub struct LockedHeap<S: Source> {
     lo: AtomicUsize,
     hi: AtomicUsize,
     cached: bool,
+    /// [`Config::cache_limit`], for the caches this heap takes.
+    cache_limit: u32,
 }
 
 /// The thread-safe tagalloc heap for `#[global_allocator]`, over a private break.
@@ -122,23 +124,24 @@ fn double_free(call: Call, p: *mut u8) -> Error {
 impl<S: Source + Send> LockedHeap<S> {
     /// A locked heap over `source`, with thread caches.
     pub const fn with_source(source: S) -> LockedHeap<S> {
-        LockedHeap {
-            heap: UnsafeCell::new(Heap::new(source)),
-            central: UnsafeCell::new(Central::new()),
-            lo: AtomicUsize::new(0),
-            hi: AtomicUsize::new(0),
-            cached: true,
-        }
+        LockedHeap::configured(source, Config::DEFAULT, true)
     }
 
     /// A locked heap over `source` that takes the lock on every call (no thread caches).
     pub const fn uncached(source: S) -> LockedHeap<S> {
+        LockedHeap::configured(source, Config::DEFAULT, false)
+    }
+
+    /// A locked heap over `source` with the given tunables, with thread caches if `cached` (and if
+    /// no other `LockedHeap` of the process holds them: see [`crate::cache`]).
+    pub const fn configured(source: S, config: Config, cached: bool) -> LockedHeap<S> {
         LockedHeap {
-            heap: UnsafeCell::new(Heap::new(source)),
+            heap: UnsafeCell::new(Heap::with_config(source, config)),
             central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
-            cached: false,
+            cached,
+            cache_limit: config.cache_limit,
         }
     }
 
@@ -165,7 +168,12 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Whether this heap owns the thread caches.
     #[inline]
     fn caching(&self) -> bool {
-        self.cached && cache::claim(self as *const Self as usize, Self::flush_all_erased)
+        self.cached
+            && cache::claim(
+                self as *const Self as usize,
+                Self::flush_all_erased,
+                self.cache_limit,
+            )
     }
 
     /// The heap's statistics (with the calling thread's cached calls merged in).
@@ -182,9 +190,39 @@ impl<S: Source + Send> LockedHeap<S> {
         }
     }
 
-    /// Runs the heap walker.
+    /// Whether this heap holds the thread caches (claiming them if no heap does yet).
+    pub fn owns_caches(&self) -> bool {
+        self.caching()
+    }
+
+    /// Runs the heap walker, then checks the calling thread's cache and the transfer cache
+    /// (invariant 10).
     pub fn check(&self) -> Result<(), Corruption> {
-        self.with(|h| h.check())
+        self.with(|h| h.check())?;
+        self.check_caches()
+    }
+
+    /// Checks the calling thread's cache and the transfer cache (invariant 10).
+    pub fn check_caches(&self) -> Result<(), Corruption> {
+        if !self.caching() {
+            return Ok(());
+        }
+        // The break range only grows while the caches are looked at; their blocks lie below it.
+        let (lo, hi) = self.with(|h| h.break_range());
+        cache::with(|c| c.check(lo, hi))?;
+        self.with_central(|central| central.check(lo, hi))
+    }
+
+    /// Calls `f` with the payload of every block in the calling thread's cache and in the
+    /// transfer cache: blocks the heap counts as allocated that no caller may hold.
+    pub fn for_each_cached(&self, mut f: impl FnMut(*mut u8)) {
+        if !self.caching() {
+            return;
+        }
+        cache::with(|c| {
+            c.for_each(&mut f);
+            self.with_central(|central| central.for_each(&mut f));
+        })
     }
 
     fn merge(h: &mut Heap<S>, c: &mut ThreadCache) {
@@ -267,7 +305,7 @@ impl<S: Source + Send> LockedHeap<S> {
         self.with(|h| {
             Self::merge(h, c);
             let first = h.alloc(usable)?;
-            for _ in 1..cache::batch(class) {
+            for _ in 1..c.batch(class) {
                 let Ok(p) = h.alloc(usable) else { break };
                 // SAFETY: p is a fresh block of this class, owned by this thread from now on.
                 if !unsafe { c.push(class, p) } {
@@ -422,7 +460,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Gives half of `class` back: to the transfer cache, or to the heap.
     #[cold]
     fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
-        match c.take_chain(class, cache::batch(class)) {
+        match c.take_chain(class, c.batch(class)) {
             Some(chain) => self.give_back(c, class, chain),
             None => Ok(()),
         }

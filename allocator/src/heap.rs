@@ -41,6 +41,11 @@
 //!    held from the break.
 //! 9. Memory past the fresh frontier of the newest segment reads as zero (what lets `calloc` skip
 //!    clearing memory fresh from the OS).
+//! 10. Every block in a thread cache or the transfer cache of a [`LockedHeap`](crate::LockedHeap)
+//!     is an allocated block of a break segment, of its list's size class (or up to one sliver
+//!     larger, as a refill may take it), carrying the cached mark; every list holds exactly its
+//!     count of blocks, within its limit (checked by
+//!     [`LockedHeap::check`](crate::LockedHeap::check), for the calling thread's cache).
 
 use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
@@ -71,6 +76,10 @@ pub struct Config {
     /// again (a common rhythm) then keeps its pages instead of giving them back and faulting them
     /// in again. 0 trims at once.
     pub trim_delay: u32,
+    /// Blocks each thread cache keeps per size class at most, below the built-in table's limits
+    /// (`u32::MAX`: the table alone; at least 1). Read by [`LockedHeap`](crate::LockedHeap) when
+    /// it takes the thread caches; the heap itself has no caches.
+    pub cache_limit: u32,
 }
 
 /// The largest mmap threshold the dynamic adjustment reaches: 32 MiB, as glibc on 64-bit.
@@ -84,6 +93,7 @@ impl Config {
         top_pad: 128 << 10,
         dynamic_threshold: true,
         trim_delay: 16,
+        cache_limit: u32::MAX,
     };
 }
 

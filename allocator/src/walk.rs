@@ -25,7 +25,7 @@ pub struct Corruption {
 }
 
 /// The invariants' short names, by number.
-pub const INVARIANTS: [&str; 10] = [
+pub const INVARIANTS: [&str; 11] = [
     "",
     "every tag carries a valid check",
     "blocks are well formed and tile their segment",
@@ -36,6 +36,7 @@ pub const INVARIANTS: [&str; 10] = [
     "large chunks are well formed",
     "statistics agree with the heap",
     "fresh memory reads as zero",
+    "cached blocks are allocated blocks of their class",
 ];
 
 impl fmt::Display for Corruption {

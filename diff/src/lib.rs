@@ -27,6 +27,8 @@ pub mod shadow;
 pub mod shrink;
 pub mod targets;
 pub mod text;
+pub mod tunables;
 
 pub use op::{Dialect, Op, Trace};
 pub use report::{Failure, Report};
+pub use tunables::Tunables;

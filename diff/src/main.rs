@@ -121,7 +121,7 @@ fn read_trace(path: &str) -> Result<Trace, Bad> {
 }
 
 fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad> {
-    let b = spec.open(trace.dialect()).map_err(bad)?;
+    let b = spec.open(trace).map_err(bad)?;
     let caps = b.caps();
     let needs = |d: Dialect| trace.ops.iter().find(|op| op.dialect() == d);
     if let (Some(op), false) = (needs(Dialect::Misuse), caps.misuse) {
@@ -293,7 +293,7 @@ fn bench(a: &Args) -> Outcome {
         };
         let tagalloc = || {
             Spec::Tagalloc
-                .open(Dialect::Clean)
+                .open(&Trace::default())
                 .expect("tagalloc backend")
         };
         measure("tagalloc", &|t| runner::run(tagalloc(), t))?;

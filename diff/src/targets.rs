@@ -8,7 +8,12 @@
 //! | [`diff`] | fuzz bytes, [`Dialect::Clean`] | tagalloc against libc, differential |
 //! | [`misuse`] | fuzz bytes, [`Dialect::Misuse`] | tagalloc; every misuse must be reported as the right error, nothing else may be |
 //! | [`faults`] | fuzz bytes, [`Dialect::Faults`] | tagalloc on a simulated source, with injected OS failures and foreign `sbrk`: success is correct or failure is a clean `ENOMEM`, heap always valid |
+//! | [`locked`] | fuzz bytes, [`Dialect::Clean`] | tagalloc as programs link it: the locked heap with thread caches, transfer cache and lock-free paths; shadow model, heap walker and cache invariants after every op |
+//! | [`threads`] | fuzz bytes, [`Dialect::Threads`] | the locked heap on 1–4 threads scheduled by the trace, cross-thread frees, thread exits, `fork` with the child checking its heap |
 //! | [`trace_parse`] | text | the parser never panics; what it accepts prints back to the same trace |
+//!
+//! Every byte input starts with the trace's tunables ([`crate::bytes`]), so every target also
+//! fuzzes tagalloc's thresholds, pads and cache limits.
 //!
 //! A fuzz target calls [`fuzz`] (which panics with the report, minimal trace included):
 //!
@@ -23,7 +28,7 @@
 use std::time::Duration;
 
 use crate::backend::libc::LibcBackend;
-use crate::backend::tagalloc::for_dialect;
+use crate::backend::tagalloc::for_trace;
 use crate::bytes;
 use crate::differ;
 use crate::op::{Dialect, Trace};
@@ -38,9 +43,13 @@ pub const SHRINK_BUDGET: Budget = Budget {
     time: Duration::from_secs(15),
 };
 
-/// The five fuzz targets.
+/// The fuzz targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
+    /// See [`locked`].
+    Locked,
+    /// See [`threads`].
+    Threads,
     /// See [`ops`].
     Ops,
     /// See [`diff`].
@@ -55,12 +64,14 @@ pub enum Target {
 
 impl Target {
     /// Every target, in a fixed order.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 7] = [
         Target::Ops,
         Target::Diff,
         Target::Misuse,
         Target::Faults,
         Target::TraceParse,
+        Target::Locked,
+        Target::Threads,
     ];
 
     /// The target's name (its `fuzz/fuzz_targets/NAME.rs` and `corpus/NAME/`).
@@ -71,6 +82,8 @@ impl Target {
             Target::Misuse => "misuse",
             Target::Faults => "faults",
             Target::TraceParse => "trace_parse",
+            Target::Locked => "locked",
+            Target::Threads => "threads",
         }
     }
 
@@ -82,7 +95,8 @@ impl Target {
     /// The dialect its fuzz bytes decode in (`None`: the input is text).
     pub fn dialect(self) -> Option<Dialect> {
         match self {
-            Target::Ops | Target::Diff => Some(Dialect::Clean),
+            Target::Ops | Target::Diff | Target::Locked => Some(Dialect::Clean),
+            Target::Threads => Some(Dialect::Threads),
             Target::Misuse => Some(Dialect::Misuse),
             Target::Faults => Some(Dialect::Faults),
             Target::TraceParse => None,
@@ -117,11 +131,12 @@ impl Target {
     /// Runs a trace once, without shrinking.
     pub fn check(self, trace: &Trace) -> Result<(), Report> {
         match self {
-            Target::Diff => differ::diff(for_dialect(Dialect::Clean), LibcBackend::new(), trace),
+            Target::Diff => differ::diff(for_trace(trace, false), LibcBackend::new(), trace),
             Target::TraceParse => round_trip(trace),
-            Target::Ops => runner::run(for_dialect(Dialect::Clean), trace),
-            Target::Misuse => runner::run(for_dialect(Dialect::Misuse), trace),
-            Target::Faults => runner::run(for_dialect(Dialect::Faults), trace),
+            Target::Ops | Target::Misuse | Target::Faults => {
+                runner::run(for_trace(trace, false), trace)
+            }
+            Target::Locked | Target::Threads => runner::run(for_trace(trace, true), trace),
         }
     }
 }
@@ -144,6 +159,16 @@ pub fn misuse(data: &[u8]) -> Result<(), Report> {
 /// `faults`: traces interleaved with failing OS requests and foreign break moves.
 pub fn faults(data: &[u8]) -> Result<(), Report> {
     Target::Faults.run(data)
+}
+
+/// `locked`: a trace on the locked heap with its thread caches, as programs link tagalloc.
+pub fn locked(data: &[u8]) -> Result<(), Report> {
+    Target::Locked.run(data)
+}
+
+/// `threads`: a trace on the locked heap, its ops handed to 1–4 threads in trace order.
+pub fn threads(data: &[u8]) -> Result<(), Report> {
+    Target::Threads.run(data)
 }
 
 /// `trace_parse`: arbitrary bytes as a text trace.
@@ -184,12 +209,16 @@ pub fn fuzz(target: Target, data: &[u8]) {
     }
 }
 
-/// Replays a readable regression trace: on tagalloc (any dialect), and differentially against
-/// libc when it has only clean ops.
+/// Replays a readable regression trace: on tagalloc's core heap (unless it names threads), on
+/// the locked heap with its thread caches, and differentially against libc when it has only
+/// clean ops.
 pub fn replay(trace: &Trace) -> Result<(), Report> {
-    runner::run(for_dialect(trace.dialect()), trace)?;
+    if !trace.uses(Dialect::Threads) {
+        runner::run(for_trace(trace, false), trace)?;
+    }
+    runner::run(for_trace(trace, true), trace)?;
     if trace.dialect() == Dialect::Clean {
-        differ::diff(for_dialect(Dialect::Clean), LibcBackend::new(), trace)?;
+        differ::diff(for_trace(trace, false), LibcBackend::new(), trace)?;
     }
     Ok(())
 }

@@ -16,9 +16,10 @@ use tagalloc_diff::{bytes, text};
 /// The targets a trace of `dialect` seeds (besides `trace_parse`).
 fn targets_for(dialect: Dialect) -> &'static [&'static str] {
     match dialect {
-        Dialect::Clean => &["ops", "diff", "misuse", "faults"],
+        Dialect::Clean => &["ops", "diff", "misuse", "faults", "locked", "threads"],
         Dialect::Misuse => &["misuse"],
         Dialect::Faults => &["faults"],
+        Dialect::Threads => &["threads"],
         Dialect::All => &[],
     }
 }

@@ -212,6 +212,8 @@ failures! {
     14 Divergence { what, left, right }
     15 TextRoundTrip { message }
     16 Crashed { death }
+    17 CachedWhileLive { block }
+    18 ForkChild { message }
 }
 
 /// What a child found: pass, or a failure on `backend` at op `index`.

@@ -165,11 +165,24 @@ impl<B: Backend> Runner<B> {
         }
         let step = self.dispatch(op)?;
         if self.caps.walker && !self.corrupted {
-            self.backend
-                .check()
-                .map_err(|message| Failure::HeapCheck { message })?;
+            self.walk()?;
         }
         Ok(step)
+    }
+
+    /// The backend's heap walker, and no cached block live in the shadow.
+    fn walk(&mut self) -> Result<(), Failure> {
+        self.backend
+            .check()
+            .map_err(|message| Failure::HeapCheck { message })?;
+        for addr in self.backend.cached() {
+            if let Some((owner, b)) = self.shadow.at(addr) {
+                return Err(Failure::CachedWhileLive {
+                    block: self.shadow.block_ref(owner, &b),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn dispatch(&mut self, op: &Op) -> Result<Step, Failure> {
@@ -215,6 +228,26 @@ impl<B: Backend> Runner<B> {
                 // The heap may abandon the rest of its segment when the break jumps.
                 self.shadow.spent = self.shadow.spent.saturating_add(bytes + (256 << 10));
                 Ok(self.inject(Fault::ForeignSbrk(bytes)))
+            }
+            Op::Thread { thread } => Ok(Step::new(if self.backend.switch_thread(thread) {
+                Outcome::Done
+            } else {
+                Outcome::Skipped
+            })),
+            Op::ThreadExit => Ok(Step::new(if self.backend.exit_thread() {
+                Outcome::Done
+            } else {
+                Outcome::Skipped
+            })),
+            Op::Fork => {
+                let shadow = &self.shadow;
+                // SAFETY: in the child, every block in the shadow is still live (a copy of ours).
+                let check = || unsafe { shadow.verify_all() }.map_err(|f| f.to_string());
+                match self.backend.fork(&check) {
+                    None => Ok(Step::new(Outcome::Skipped)),
+                    Some(Ok(())) => Ok(Step::new(Outcome::Done)),
+                    Some(Err(message)) => Err(Failure::ForkChild { message }),
+                }
             }
         }
     }
@@ -495,9 +528,7 @@ impl<B: Backend> Runner<B> {
             }
         }
         if self.caps.walker {
-            self.backend
-                .check()
-                .map_err(|message| Failure::HeapCheck { message })?;
+            self.walk()?;
         }
         Ok(())
     }

@@ -96,6 +96,12 @@ impl Shadow {
         }
     }
 
+    /// The live block that starts at `addr`, if any.
+    pub fn at(&self, addr: usize) -> Option<(Owner, Block)> {
+        let &(_, owner) = self.by_addr.get(&addr)?;
+        Some((owner, *self.owned(owner)?))
+    }
+
     /// The live block overlapping `b`, if any.
     pub fn overlapping(&self, b: &Block) -> Option<(Owner, Block)> {
         let (start, end) = extent(b);

@@ -4,7 +4,15 @@
 use std::path::Path;
 
 /// The order the real targets run in (the order of `tagalloc_diff::targets::Target::ALL`).
-const ORDER: [&str; 5] = ["ops", "diff", "misuse", "faults", "trace_parse"];
+const ORDER: [&str; 7] = [
+    "ops",
+    "diff",
+    "misuse",
+    "faults",
+    "trace_parse",
+    "locked",
+    "threads",
+];
 
 /// Test fixtures: built with the others, run only when named (`fuzz/fuzz_targets/selftest_*.rs`).
 const FIXTURE_PREFIX: &str = "selftest_";
@@ -14,6 +22,9 @@ const FIXTURE_PREFIX: &str = "selftest_";
 pub enum Check {
     /// `tagalloc-diff run` / `shrink`: on tagalloc, shadow model and heap walker.
     Run,
+    /// `tagalloc-diff run --backend locked` / `shrink --backend locked`: the same on the locked
+    /// heap with its thread caches.
+    RunLocked,
     /// `tagalloc-diff diff` / `shrink --against libc`: differential against libc.
     Diff,
     /// Nothing outside the fuzz build reproduces it (a test fixture).
@@ -43,6 +54,8 @@ pub fn input(name: &str) -> Input {
         "ops" => bytes(Some("ops"), Check::Run),
         "misuse" => bytes(Some("misuse"), Check::Run),
         "faults" => bytes(Some("faults"), Check::Run),
+        "locked" => bytes(Some("locked"), Check::RunLocked),
+        "threads" => bytes(Some("threads"), Check::RunLocked),
         // The fixture decodes its bytes as `ops` does.
         "selftest_crash" => bytes(Some("ops"), Check::None),
         _ => bytes(None, Check::None),
