@@ -331,8 +331,9 @@ impl<B: Backend> Runner<B> {
                 align: e.align,
             });
         }
-        self.shadow.insert(slot, b)?;
+        // The usable size first: the block's extent, for the overlap check, is all of it.
         b.usable = self.usable(op, &b, slot)?;
+        self.shadow.insert(slot, b)?;
         self.shadow.spent = self.shadow.spent.saturating_add(rules::cost(e.size, align));
         Ok(b)
     }
