@@ -30,8 +30,6 @@ use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 
 /// Exact size classes cached: blocks of 32, 48, ... 1024 bytes.
 pub(crate) const CLASSES: usize = 63;
-/// The largest request served from a cache (a 1024-byte block).
-pub(crate) const MAX_SMALL: usize = 1024 - 8;
 /// Blocks a class holds at most: about 8 KiB worth, between 4 and 64 blocks (64 of 128 bytes or
 /// less, 16 of 512, 8 of 1024), so small blocks rarely take a lock and a thread holds at most
 /// about 0.5 MiB. A table, so the hot path does not divide.
@@ -61,7 +59,21 @@ const LIMITS: [u32; CLASSES] = {
 /// applied to [`limit`] when a cache is (re)set for the owner's epoch.
 static CAP: AtomicU32 = AtomicU32::new(u32::MAX);
 
-/// The class of a request of `n <= MAX_SMALL` bytes.
+/// One past the largest request the caches serve under a heap whose mmap threshold starts at
+/// `mmap_threshold`: requests whose class's blocks would be large chunks are not cached, so every
+/// cached block is a block of a break segment. (The threshold only ever rises.)
+pub(crate) const fn cache_end(mmap_threshold: usize) -> usize {
+    let mut class = CLASSES;
+    while class > 0 {
+        if usable_of(class - 1) < mmap_threshold {
+            return usable_of(class - 1) + 1;
+        }
+        class -= 1;
+    }
+    0
+}
+
+/// The class of a request of `n` bytes, at most the usable bytes of the largest class (1016).
 #[inline]
 pub(crate) const fn class_of(n: usize) -> usize {
     let block = (n + 23) & !15;
@@ -643,6 +655,24 @@ impl Central {
                     p = unsafe { p.cast::<*mut u8>().read() };
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_end_keeps_large_chunks_out_of_the_caches() {
+        assert_eq!(cache_end(128 << 10), 1024 - 8 + 1);
+        assert_eq!(cache_end(1), 0);
+        assert_eq!(cache_end(24), 0);
+        assert_eq!(cache_end(25), 25);
+        assert_eq!(cache_end(1000), 985);
+        for t in [25, 100, 513, 1000, 1017] {
+            let end = cache_end(t);
+            assert!(usable_of(class_of(end - 1)) < t);
         }
     }
 }

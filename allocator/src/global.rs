@@ -13,7 +13,7 @@
 //! static GLOBAL: tagalloc::TagAlloc = tagalloc::TagAlloc::new();
 //! ```
 
-use crate::cache::{self, Central, ThreadCache, MAX_SMALL};
+use crate::cache::{self, Central, ThreadCache};
 use crate::error::{Call, Error, Misuse, MisuseKind};
 use crate::heap::{Config, Heap, SEG_HEAD};
 use crate::lock::Lock;
@@ -85,6 +85,8 @@ pub struct LockedHeap<S: Source> {
     cached: bool,
     /// [`Config::cache_limit`], for the caches this heap takes.
     cache_limit: u32,
+    /// Requests below this are served from the thread caches (`cache::cache_end`).
+    cache_end: usize,
 }
 
 /// The thread-safe tagalloc heap for `#[global_allocator]`, over a private break.
@@ -142,6 +144,7 @@ impl<S: Source + Send> LockedHeap<S> {
             hi: AtomicUsize::new(0),
             cached,
             cache_limit: config.cache_limit,
+            cache_end: cache::cache_end(config.mmap_threshold),
         }
     }
 
@@ -235,7 +238,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// `malloc`.
     #[inline]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
-        if size <= MAX_SMALL && self.caching() {
+        if size < self.cache_end && self.caching() {
             if let Some(p) = NonNull::new(cache::pop_hot(cache::class_of(size), false)) {
                 return Ok(p);
             }
@@ -253,7 +256,7 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     pub fn calloc(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
         match count.checked_mul(size) {
-            Some(n) if n <= MAX_SMALL && self.caching() => {
+            Some(n) if n < self.cache_end && self.caching() => {
                 let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true)) {
                     Some(p) => p,
                     None => self.take_small(n, true)?,

@@ -56,8 +56,8 @@ impl<S: TestSource + Send> Shared<S> {
 /// What a worker is asked to do.
 enum Job {
     Call(Request),
-    CheckCaches,
-    Cached,
+    /// Check the worker's cache (invariant 10) and list its blocks.
+    Inspect,
     /// Fork, run the checker in the child; the pointer stays valid until the answer is sent.
     Fork(*const (dyn Fn() -> Result<(), String> + Sync)),
 }
@@ -66,7 +66,7 @@ enum Job {
 enum Done {
     Reply(Reply),
     Checked(Result<(), String>),
-    Cached(Vec<usize>),
+    Inspected(Result<Vec<usize>, String>),
 }
 
 /// A job and the pointers in it cross to a worker thread that runs it while the sender waits.
@@ -89,6 +89,8 @@ pub struct LockedBackend<S: TestSource + Send + 'static> {
     workers: Option<Vec<Option<Worker>>>,
     current: usize,
     limits: Limits,
+    /// The workers' cached blocks, as the last [`Backend::check`] listed them.
+    seen: Option<Vec<usize>>,
     _caches: MutexGuard<'static, ()>,
 }
 
@@ -127,6 +129,7 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
             workers: threads.then(|| (0..MAX_THREADS).map(|_| None).collect()),
             current: 0,
             limits,
+            seen: None,
             _caches: guard,
         }
     }
@@ -147,10 +150,11 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
                 let answer = match job {
                     // SAFETY: the runner's contract for `Backend::call`, passed on unchanged.
                     Job::Call(req) => Done::Reply(unsafe { call(heap, req) }),
-                    Job::CheckCaches => {
-                        Done::Checked(heap.check_caches().map_err(|c| c.to_string()))
-                    }
-                    Job::Cached => Done::Cached(cached(heap)),
+                    Job::Inspect => Done::Inspected(
+                        heap.check_caches()
+                            .map(|()| cached(heap))
+                            .map_err(|c| c.to_string()),
+                    ),
                     // SAFETY: the sender keeps the checker alive until it has the answer.
                     Job::Fork(check) => Done::Checked(fork_and_check(heap, unsafe { &*check })),
                 };
@@ -382,31 +386,32 @@ impl<S: TestSource + Send + 'static> Backend for LockedBackend<S> {
         }
         self.heap.with(|h| h.check()).map_err(|c| c.to_string())?;
         let current = self.current;
+        let mut seen = Vec::new();
+        let mut verdict = Ok(());
         for t in self.live_workers() {
             self.current = t;
-            if let Some(Done::Checked(Err(m))) = self.on_worker(Job::CheckCaches) {
-                self.current = current;
-                return Err(format!("thread {t}: {m}"));
+            match self.on_worker(Job::Inspect) {
+                Some(Done::Inspected(Ok(blocks))) => seen.extend(blocks),
+                Some(Done::Inspected(Err(m))) => {
+                    verdict = Err(format!("thread {t}: {m}"));
+                    break;
+                }
+                _ => unreachable!("an inspection is answered with its findings"),
             }
         }
         self.current = current;
-        Ok(())
+        self.seen = Some(seen);
+        verdict
     }
 
     fn cached(&mut self) -> Vec<usize> {
         if self.workers.is_none() {
             return cached(&self.heap);
         }
-        let current = self.current;
-        let mut out = Vec::new();
-        for t in self.live_workers() {
-            self.current = t;
-            if let Some(Done::Cached(v)) = self.on_worker(Job::Cached) {
-                out.extend(v);
-            }
+        if self.seen.is_none() {
+            let _ = self.check();
         }
-        self.current = current;
-        out
+        self.seen.take().unwrap_or_default()
     }
 
     fn inject(&mut self, fault: Fault) -> bool {
