@@ -75,7 +75,12 @@ pub(crate) const fn cache_end(mmap_threshold: usize) -> usize {
 
 /// The class of a request of `n` bytes, at most the usable bytes of the largest class (1016).
 #[inline]
-pub(crate) const fn class_of(n: usize) -> usize {
+pub(crate) fn class_of(n: usize) -> usize {
+    let n = if broken!(CacheClassEdge) {
+        n.saturating_sub(7)
+    } else {
+        n
+    };
     let block = (n + 23) & !15;
     let block = if block < 32 { 32 } else { block };
     (block >> 4) - 2
@@ -233,10 +238,11 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
         if c.counts[class] >= c.limits[class] || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return false;
         }
+        let mark = if broken!(CachePushNoMark) { 0 } else { mark(p) };
         // SAFETY: the caller hands over the payload (at least 24 bytes).
         unsafe {
             p.cast::<*mut u8>().write(c.heads[class]);
-            p.add(8).cast::<usize>().write(mark(p));
+            p.add(8).cast::<usize>().write(mark);
         }
         c.heads[class] = p;
         c.counts[class] += 1;
@@ -384,7 +390,7 @@ fn detach(head: &mut *mut u8, count: &mut u32, n: usize) -> Option<Chain> {
         next = unsafe { last.cast::<*mut u8>().read() };
     }
     *head = next;
-    *count -= len as u32;
+    *count -= len as u32 - u32::from(broken!(CacheBatchCount) && len > 1);
     Some(Chain {
         first,
         last,
@@ -436,6 +442,14 @@ impl Central {
         if !shared() || n == CENTRAL_BATCHES {
             return Some(chain);
         }
+        let chain = if broken!(CentralPutShort) && chain.len > 1 {
+            Chain {
+                len: chain.len - 1,
+                ..chain
+            }
+        } else {
+            chain
+        };
         self.chains[class][n] = chain;
         self.counts[class] = n + 1;
         None
@@ -447,7 +461,9 @@ impl Central {
         if n == 0 {
             return None;
         }
-        self.counts[class] = n - 1;
+        if !broken!(CentralTakeTwice) {
+            self.counts[class] = n - 1;
+        }
         Some(self.chains[class][n - 1])
     }
 }

@@ -56,6 +56,25 @@ fn register_atfork() {
     }
 }
 
+/// A lock held until this value is dropped: also when a bug makes the code under it panic and
+/// unwind (in tests; a release build aborts), so one failed run cannot deadlock the next.
+struct Held(&'static Lock);
+
+impl Held {
+    #[inline]
+    fn lock(lock: &'static Lock) -> Held {
+        lock.lock();
+        Held(lock)
+    }
+}
+
+impl Drop for Held {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
 /// Prints a misuse as one `tagalloc: ...` line on stderr with raw `write(2)` and aborts.
 #[cold]
 pub fn die(e: Error) -> ! {
@@ -152,7 +171,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// `f` must not allocate from this heap (it would deadlock).
     pub fn with<R>(&self, f: impl FnOnce(&mut Heap<S>) -> R) -> R {
         register_atfork();
-        LOCK.lock();
+        let held = Held::lock(&LOCK);
         // SAFETY: the lock gives exclusive access to the heap.
         let h = unsafe { &mut *self.heap.get() };
         let r = f(h);
@@ -164,7 +183,7 @@ impl<S: Source + Send> LockedHeap<S> {
         if self.hi.load(Ordering::Relaxed) != hi {
             self.hi.store(hi, Ordering::Relaxed);
         }
-        LOCK.unlock();
+        drop(held);
         r
     }
 
@@ -325,11 +344,9 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Runs `f` on the transfer cache with its lock held (registering the fork handlers first).
     fn with_central<R>(&self, f: impl FnOnce(&mut Central) -> R) -> R {
         register_atfork();
-        CENTRAL_LOCK.lock();
+        let _held = Held::lock(&CENTRAL_LOCK);
         // SAFETY: CENTRAL_LOCK gives exclusive access to the transfer cache.
-        let r = f(unsafe { &mut *self.central.get() });
-        CENTRAL_LOCK.unlock();
-        r
+        f(unsafe { &mut *self.central.get() })
     }
 
     /// Moves `chain` of `class` to the transfer cache, or frees its blocks to the heap when the
@@ -511,7 +528,8 @@ impl<S: Source + Send> LockedHeap<S> {
                 // A block that already holds `size` bytes and would not halve stays where it
                 // is, without the lock (the locked path would only split off the rest).
                 let usable = block - 8;
-                if size != 0 && size <= usable && size >= usable / 2 {
+                let room = usable + if broken!(ReallocInPlaceOver) { 8 } else { 0 };
+                if size != 0 && size <= room && size >= usable / 2 {
                     cache::count_realloc();
                     // SAFETY: p is non-null (a live block).
                     return Ok(Some(unsafe { NonNull::new_unchecked(p) }));

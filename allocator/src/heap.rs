@@ -257,6 +257,11 @@ impl<S: Source> Heap<S> {
 
     /// Allocates `n` bytes aligned to `align` (a power of two above 16). Returns the payload.
     pub(crate) fn alloc_aligned(&mut self, align: usize, n: usize) -> Result<*mut u8, Error> {
+        let align = if broken!(MemalignHalfAlign) && align >= 4096 {
+            align / 2
+        } else {
+            align
+        };
         if n >= self.config.mmap_threshold {
             return self.map_chunk(n, align);
         }
@@ -269,7 +274,7 @@ impl<S: Source> Heap<S> {
         let mut b = self.take(total)?;
         let p = payload(b) as usize;
         let mut gap = align_up(p, align).ok_or(Error::OutOfMemory)? - p;
-        if gap != 0 && gap < MIN_BLOCK {
+        if gap != 0 && gap < MIN_BLOCK && !broken!(MemalignSmallGap) {
             gap += align;
         }
         if gap != 0 {
@@ -383,7 +388,7 @@ impl<S: Source> Heap<S> {
             let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
             let s = t.size();
             let pu = t.has(PREV_USED) as u64 * PREV_USED;
-            let used = if s - need >= MIN_BLOCK {
+            let used = if s - need >= MIN_BLOCK || (broken!(SplitSliver) && s - need >= 16) {
                 set_header(b, Tag::new(need, USED | pu));
                 let r = b.add(need);
                 let rt = Tag::new(s - need, PREV_USED);
@@ -394,7 +399,9 @@ impl<S: Source> Heap<S> {
             } else {
                 let next = b.add(s);
                 let nt = header(next).ok_or_else(|| corrupt(Call::Malloc, next))?;
-                set_header(next, nt.with(PREV_USED, true));
+                if !broken!(PlaceNoPrevUsed) {
+                    set_header(next, nt.with(PREV_USED, true));
+                }
                 set_header(b, Tag::new(s, USED | pu));
                 s
             };
@@ -562,7 +569,10 @@ impl<S: Source> Heap<S> {
         let p = align_up(m as usize + 16, align).ok_or(Error::OutOfMemory)?;
         let h = (p - 8) as *mut u8;
         let lead = h as usize - m as usize;
-        let t = Tag::new(len - lead - 8, USED | MAPPED);
+        let t = Tag::new(
+            len - lead - 8 + if broken!(LargeUsableLong) { 16 } else { 0 },
+            USED | MAPPED,
+        );
         // SAFETY: the lead word and header lie inside the fresh mapping (p + n <= m + len).
         unsafe {
             h.sub(8).cast::<usize>().write(lead);
@@ -728,7 +738,7 @@ impl<S: Source> Heap<S> {
                 total += pt.size();
                 pu = pt.has(PREV_USED);
             }
-            let next_free = !nt.has(USED) && !nt.has(FENCE);
+            let next_free = !nt.has(USED) && !nt.has(FENCE) && !broken!(NoCoalesceNext);
             if next_free && nt.size() < MIN_BLOCK {
                 return Err(corrupt(call, next));
             }
@@ -778,7 +788,11 @@ impl<S: Source> Heap<S> {
     /// As described: the top segment's last block is free, unlinked and `total` bytes long.
     unsafe fn trim(&mut self, total: usize) -> usize {
         let keep = MIN_BLOCK + self.config.top_pad;
-        let release = total.saturating_sub(keep) & !(PAGE - 1);
+        let release = if broken!(TrimSmallPad) && self.config.top_pad < PAGE {
+            align_up(total.saturating_sub(keep), PAGE).unwrap_or(0)
+        } else {
+            total.saturating_sub(keep) & !(PAGE - 1)
+        };
         if release == 0 {
             return total;
         }

@@ -18,6 +18,8 @@
 
 pub mod backend;
 pub mod bytes;
+pub mod corpus;
+pub mod deadly;
 pub mod differ;
 pub mod isolate;
 pub mod op;

@@ -13,7 +13,7 @@ use tagalloc_diff::backend::{Backend, Spec};
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
 use tagalloc_diff::shrink::{self, Budget};
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, runner, text, Report};
+use tagalloc_diff::{bytes, differ, isolate, runner, text, Report};
 
 const USAGE: &str = "\
 usage:
@@ -140,15 +140,17 @@ fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad>
 /// Runs one trace (single backend, or differential with `against`), without shrinking.
 fn check(a: &Args, path: &str, trace: &Trace) -> Result<Result<(), Report>, Bad> {
     let left = open(&a.backend, path, trace)?;
+    // In a forked child (a shared object's runs are anyway): a crash of the allocator is a report.
+    let iso = isolate::Isolation::default();
     Ok(match &a.against {
-        None => runner::run(left, trace),
+        None => isolate::run(left, trace, iso),
         Some(spec) => {
             if trace.dialect() != Dialect::Clean {
                 return Err(bad(format!(
                     "{path}: the differential runs clean traces only (no misuse or fault ops)"
                 )));
             }
-            differ::diff(left, open(spec, path, trace)?, trace)
+            isolate::diff(left, open(spec, path, trace)?, trace, iso)
         }
     })
 }
@@ -311,6 +313,8 @@ fn bench(a: &Args) -> Outcome {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "broken")]
+    tagalloc_diff::targets::select_broken_from_env();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = argv.split_first() else {
         eprintln!("{USAGE}");

@@ -30,7 +30,9 @@ use std::time::Duration;
 use crate::backend::libc::LibcBackend;
 use crate::backend::tagalloc::for_trace;
 use crate::bytes;
+use crate::deadly;
 use crate::differ;
+use crate::isolate::{self, Isolation};
 use crate::op::{Dialect, Trace};
 use crate::report::{Failure, Report};
 use crate::runner;
@@ -128,6 +130,30 @@ impl Target {
         }
     }
 
+    /// Runs the target on one input as [`Target::run`] does, but the input and every candidate of
+    /// the shrinker in a forked child: a crash of the allocator is a report too.
+    pub fn run_isolated(self, data: &[u8]) -> Result<(), Report> {
+        let trace = self.decode(data);
+        let mut test = |t: &Trace| self.check_isolated(t);
+        match test(&trace) {
+            Ok(()) => Ok(()),
+            Err(first) => Err(shrink::shrink(&trace, SHRINK_BUDGET, &mut test).unwrap_or(first)),
+        }
+    }
+
+    /// Runs a trace once as [`Target::check`] does, in a forked child, so a crash is a report.
+    pub fn check_isolated(self, trace: &Trace) -> Result<(), Report> {
+        let iso = Isolation::default();
+        match self {
+            Target::Diff => isolate::diff(for_trace(trace, false), LibcBackend::new(), trace, iso),
+            Target::TraceParse => round_trip(trace),
+            Target::Ops | Target::Misuse | Target::Faults => {
+                isolate::run(for_trace(trace, false), trace, iso)
+            }
+            Target::Locked | Target::Threads => isolate::run(for_trace(trace, true), trace, iso),
+        }
+    }
+
     /// Runs a trace once, without shrinking.
     pub fn check(self, trace: &Trace) -> Result<(), Report> {
         match self {
@@ -202,11 +228,64 @@ fn round_trip(t: &Trace) -> Result<(), Report> {
 }
 
 /// What a fuzz target calls: runs `target` on `data` and panics with the report if an oracle
-/// fires.
+/// fires. A panic inside the allocator is reported the same way ([`runner::quiet_guarded_panics`]),
+/// and so is a deadly signal, by a fresh process that replays the input in isolation
+/// ([`crate::deadly`]).
 pub fn fuzz(target: Target, data: &[u8]) {
-    if let Err(report) = target.run(data) {
+    runner::quiet_guarded_panics();
+    #[cfg(feature = "broken")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(select_broken_from_env);
+    }
+    if deadly::explaining() {
+        explain(target, data);
+    }
+    deadly::install();
+    deadly::arm(data);
+    let result = target.run(data);
+    deadly::disarm();
+    if let Err(report) = result {
+        deadly::reported();
         panic!("tagalloc-diff {} target:\n{report}", target.name());
     }
+}
+
+/// Switches on the broken variant named by `TAGALLOC_BROKEN` (feature `broken`); an unknown
+/// name is an error that ends the process with the list of names.
+#[cfg(feature = "broken")]
+pub fn select_broken_from_env() {
+    use tagalloc::broken;
+    let Ok(name) = std::env::var("TAGALLOC_BROKEN") else {
+        return;
+    };
+    match broken::by_name(&name) {
+        Some(v) => broken::select(v),
+        None => {
+            let names: Vec<_> = broken::Variant::ALL.iter().map(|v| v.name()).collect();
+            eprintln!(
+                "TAGALLOC_BROKEN={name}: no such variant (correct, {})",
+                names.join(", ")
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Explains an input that crashed the fuzz target: runs it, and every candidate of the shrinker,
+/// in a forked child, prints the report, and ends the process.
+fn explain(target: Target, data: &[u8]) -> ! {
+    let text = match target.run_isolated(data) {
+        Ok(()) => format!(
+            "tagalloc-diff {} target: the input crashed the fuzzer, but not when replayed alone \
+             in a fresh child process (the crash needs the fuzzer's process state):\n{}",
+            target.name(),
+            target.decode(data)
+        ),
+        Err(report) => format!("tagalloc-diff {} target crashed:\n{report}", target.name()),
+    };
+    eprintln!("{text}");
+    std::process::exit(0)
 }
 
 /// Replays a readable regression trace: on tagalloc's core heap (unless it names threads), on

@@ -30,6 +30,7 @@ use tagalloc::{Config, Error, LockedHeap};
 use super::tagalloc::{failed, Bounded, TestSource, SIM_CAPACITY};
 use super::{Backend, Caps, Fault, Limits, Reply, Request, FOREIGN_REQUEST_LIMIT};
 use crate::op::MAX_THREADS;
+use crate::runner;
 
 /// Held by every live [`LockedBackend`]: one at a time per process may own the thread caches.
 static CACHES: Mutex<()> = Mutex::new(());
@@ -67,6 +68,8 @@ enum Done {
     Reply(Reply),
     Checked(Result<(), String>),
     Inspected(Result<Vec<usize>, String>),
+    /// The job panicked (a bug in the allocator): the message, for the caller to re-raise.
+    Panicked(String),
 }
 
 /// A job and the pointers in it cross to a worker thread that runs it while the sender waits.
@@ -147,7 +150,7 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
             let shared = shared;
             let heap = shared.heap();
             while let Ok(Sent(job)) = inbox.recv() {
-                let answer = match job {
+                let run = || match job {
                     // SAFETY: the runner's contract for `Backend::call`, passed on unchanged.
                     Job::Call(req) => Done::Reply(unsafe { call(heap, req) }),
                     Job::Inspect => Done::Inspected(
@@ -157,6 +160,10 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
                     ),
                     // SAFETY: the sender keeps the checker alive until it has the answer.
                     Job::Fork(check) => Done::Checked(fork_and_check(heap, unsafe { &*check })),
+                };
+                let answer = match runner::guarded(|| Ok(run())) {
+                    Ok(done) => done,
+                    Err(f) => Done::Panicked(f.to_string()),
                 };
                 if outbox.send(Sent(answer)).is_err() {
                     break;
@@ -176,6 +183,7 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
         let w = self.workers.as_ref()?[current].as_ref()?;
         w.jobs.send(Sent(job)).ok()?;
         match w.done.recv() {
+            Ok(Sent(Done::Panicked(message))) => panic!("on thread {current}: {message}"),
             Ok(Sent(done)) => Some(done),
             Err(_) => panic!("tagalloc-diff: worker thread {current} died"),
         }
@@ -189,10 +197,13 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
         }
     }
 
+    /// Ends a worker and waits for its exit (which returns its cache to the heap).
     fn join(worker: Worker) {
         drop(worker.jobs);
-        if worker.handle.join().is_err() {
-            panic!("tagalloc-diff: a worker thread panicked");
+        // A panic in its exit path (the cache's destructor) is the allocator's: the worker's
+        // jobs are guarded, so nothing else can panic there.
+        if worker.handle.join().is_err() && !std::thread::panicking() {
+            panic!("tagalloc-diff: a worker thread panicked while exiting");
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod misuse;
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -546,14 +547,47 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+thread_local! {
+    /// Whether this thread runs inside [`guarded`] (with the hook of [`quiet_guarded_panics`]).
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic inside [`guarded`] happened, as the quiet hook saw it.
+    static PANICKED_AT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
 /// Runs `f`, turning a panic into [`Failure::Panic`].
 pub fn guarded<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let outer = GUARDED.replace(true);
+    let r = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.set(outer);
+    match r {
         Ok(r) => r,
-        Err(p) => Err(Failure::Panic {
-            message: panic_message(&*p),
-        }),
+        Err(p) => {
+            let mut message = panic_message(&*p);
+            if let Some(at) = PANICKED_AT.take() {
+                message = format!("{message} (at {at})");
+            }
+            Err(Failure::Panic { message })
+        }
     }
+}
+
+/// Makes panics inside [`guarded`] quiet: the panic hook only notes where they happened and lets
+/// them unwind to `guarded`, which reports them with the trace like any oracle. Panics elsewhere
+/// go to the hook installed before (libFuzzer's, which aborts so the fuzzer sees a crash).
+/// Installed once per process by [`crate::targets::fuzz`]: without it, libFuzzer's hook aborts
+/// on a panic inside the allocator before `guarded` can turn it into a report.
+pub fn quiet_guarded_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.get() {
+                PANICKED_AT.set(info.location().map(|l| l.to_string()));
+            } else {
+                before(info);
+            }
+        }));
+    });
 }
 
 /// Drops `value`, swallowing a panic in its destructor (a heap left broken by a failure).
