@@ -27,6 +27,7 @@ pub mod report;
 pub mod runner;
 pub mod shadow;
 pub mod shrink;
+pub mod stress;
 pub mod targets;
 pub mod text;
 pub mod tunables;

@@ -23,8 +23,11 @@ usage:
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
-B is tagalloc, libc, or the path of a shared object exporting malloc, free, calloc, realloc.
-T is ops, diff, misuse, faults (decides which ops survive; default: keep all).
+  tagalloc-diff stress [--threads N] [--time S]           tagalloc's locked heap, N threads at once
+B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
+exporting malloc, free, calloc, realloc.
+T is ops, diff, misuse, faults, trace_parse, locked, threads (decides which ops survive;
+default: keep all).
 A TRACE of - is standard input. Exit status: 0 clean, 1 an oracle fired, 2 bad input.";
 
 /// Bad input: exit 2 with this message (and the usage too, for a malformed command line).
@@ -57,6 +60,8 @@ struct Args {
     out: Option<String>,
     ops: usize,
     runs: usize,
+    threads: usize,
+    time: u64,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, Bad> {
@@ -68,6 +73,8 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
         out: None,
         ops: 0,
         runs: 5,
+        threads: 4,
+        time: 10,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -86,15 +93,16 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
                 );
             }
             "-o" => a.out = Some(value("-o")?),
-            "--ops" | "--runs" => {
+            "--ops" | "--runs" | "--threads" | "--time" => {
                 let v = value(w)?;
                 let n = v
                     .parse()
                     .map_err(|_| usage(format!("{w}: not a number: `{v}`")))?;
-                if w == "--ops" {
-                    a.ops = n;
-                } else {
-                    a.runs = n.max(1);
+                match w.as_str() {
+                    "--ops" => a.ops = n,
+                    "--runs" => a.runs = n.max(1),
+                    "--threads" => a.threads = n.clamp(1, 64),
+                    _ => a.time = n as u64,
                 }
             }
             s if s.starts_with("--") => return Err(usage(format!("unknown option `{s}`"))),
@@ -312,6 +320,27 @@ fn bench(a: &Args) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `stress`: the locked heap under real parallelism for a bounded time (see `stress.rs`).
+fn stress(a: &Args) -> Result<ExitCode, Bad> {
+    let time = std::time::Duration::from_secs(a.time);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    match tagalloc_diff::stress::run(tagalloc::Config::DEFAULT, a.threads, time, seed) {
+        Ok(s) => {
+            println!(
+                "stress: ok ({} threads, {} s, {} calls, {} frees of another thread's blocks)",
+                a.threads, a.time, s.calls, s.remote_frees
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(m) => {
+            println!("stress: FAILED ({} threads, seed {seed}): {m}", a.threads);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     #[cfg(feature = "broken")]
     tagalloc_diff::targets::select_broken_from_env();
@@ -333,6 +362,7 @@ fn main() -> ExitCode {
         "decode" => decode(&a),
         "encode" => encode(&a),
         "bench" => bench(&a),
+        "stress" => stress(&a),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ mod bench;
 mod corpus;
 mod fuzz;
 mod test;
+mod variants;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ commands:
            (`cargo xtask bench --help` for its options)
   fuzz     fuzz every target, report, turn crashes into readable regression traces
            (`cargo xtask fuzz --help` for its options)
+  variants how fast the fuzz targets find tagalloc's deliberately broken variants, from the
+           hand-written seeds only (`cargo xtask variants --help`)
 ";
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("corpus") => corpus::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("variants") => variants::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -271,8 +271,21 @@ fn in_child(
 }
 
 /// Sets a freshly forked child up: killed if the parent dies, no core dumps (its crashes are
-/// expected); exits at once if the parent is already gone.
+/// expected), standard error to `/dev/null` (a crash is reported by the parent, from the child's
+/// wait status and progress; a sanitizer's or a panic's pages of output for every candidate the
+/// shrinker tries would bury it; `TAGALLOC_DIFF_CHILD_STDERR=1` keeps it); exits at once if the
+/// parent is already gone.
 fn become_child(parent: i32) {
+    if std::env::var_os("TAGALLOC_DIFF_CHILD_STDERR").as_deref() != Some("1".as_ref()) {
+        // SAFETY: open of a NUL-terminated path; dup2 onto standard error, which this process owns.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
+    }
     let no_core = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -20,7 +20,7 @@ mod options;
 mod progress;
 mod report;
 mod targets;
-mod toolchain;
+pub(crate) mod toolchain;
 
 use std::fs;
 use std::path::{Path, PathBuf};
