@@ -3,7 +3,8 @@
 //!
 //! It reads the whole heap, so it costs time proportional to the heap: the suite runs it after
 //! every operation; production code never does. It allocates nothing, so it can run inside the
-//! global allocator's lock.
+//! global allocator's lock. It never follows a link or a size it has not bounds-checked first, so
+//! a heap corrupted by a stray write is reported, not crashed on.
 
 use crate::binning::{self, bin_of, NBINS};
 use crate::block::{footer_before, header};
@@ -160,8 +161,15 @@ impl<S: Source> Heap<S> {
                 // SAFETY: a free block of at least MIN_BLOCK bytes has its links.
                 let (next, prev) =
                     unsafe { (binning::next(b as *mut u8), binning::prev(b as *mut u8)) };
-                // SAFETY: link targets are read only after checking they are free blocks' headers
-                // (their own check bits), which keeps the reads inside our segments.
+                // A link overwritten by a stray write may point anywhere: it is followed only
+                // if it names a block position inside one of our segments.
+                if !self.in_a_segment(prev as usize) && !prev.is_null()
+                    || !self.in_a_segment(next as usize) && !next.is_null()
+                {
+                    return broken(6, b, "free block's link points outside the heap's segments");
+                }
+                // SAFETY: link targets lie inside our segments (checked just above) and are read
+                // as headers only after their own check bits say they are free blocks.
                 let linked_back = unsafe {
                     (prev.is_null() && self.bins.head(bin_of(size)) == b as *mut u8)
                         || (!prev.is_null()
@@ -181,6 +189,23 @@ impl<S: Source> Heap<S> {
             prev_used = t.has(USED);
             b += size;
         }
+    }
+
+    /// Whether `a` is where a block of one of the heap's segments could start (8 modulo 16,
+    /// between the segment's record and its epilogue), so its header and links are mapped.
+    fn in_a_segment(&self, a: usize) -> bool {
+        let mut seg = self.segments;
+        let mut left = self.stats.segments + 1;
+        while !seg.is_null() && left > 0 {
+            // SAFETY: seg is a live segment record (the list is checked as it is walked).
+            let (end, next) = unsafe { ((*seg).end, (*seg).next) };
+            if a % 16 == 8 && a >= seg as usize + SEG_HEAD && a + 32 <= end {
+                return true;
+            }
+            seg = next;
+            left -= 1;
+        }
+        false
     }
 
     fn check_lists(&self, free_per_bin: &[u32; NBINS]) -> Result<(), Corruption> {
