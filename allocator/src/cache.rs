@@ -123,22 +123,10 @@ fn cache() -> *mut ThreadCache {
     {
         let off = TLS_OFFSET.load(Ordering::Relaxed);
         if off != 0 {
-            return thread_pointer().wrapping_offset(off).cast();
+            return crate::os::thread_pointer().wrapping_offset(off).cast();
         }
     }
     CACHE.with(|c| c.get())
-}
-
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-#[inline(always)]
-fn thread_pointer() -> *mut u8 {
-    let tp: *mut u8;
-    // SAFETY: on x86-64 Linux the word at %fs:0 is the thread control block's pointer to itself
-    // (the thread pointer); reading it has no side effects.
-    unsafe {
-        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
-    };
-    tp
 }
 
 /// Reaches the thread caches at a fixed offset from the thread pointer, as the initial-exec TLS
@@ -152,7 +140,7 @@ pub unsafe fn use_static_tls() {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
         let addr = CACHE.with(|c| c.get()) as isize;
-        let off = addr.wrapping_sub(thread_pointer() as isize);
+        let off = addr.wrapping_sub(crate::os::thread_pointer() as isize);
         TLS_OFFSET.store(off, Ordering::Relaxed);
     }
 }

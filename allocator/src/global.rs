@@ -5,8 +5,8 @@
 //! [`TagAlloc`] is one over a [`Reserved`] private break, so it never calls `sbrk` and can live
 //! beside glibc's `malloc` (which Rust's runtime, C libraries and the test harness still use)
 //! without racing it from any thread. The preload library uses a `LockedHeap` over its own source.
-//! All instances share one process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`,
-//! so a child of a multi-threaded parent finds every heap consistent and unlocked.
+//! All instances share one process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`
+//! (`crate::fork`), so a child of a multi-threaded parent finds every heap consistent and unlocked.
 //!
 //! ```no_run
 //! #[global_allocator]
@@ -15,6 +15,7 @@
 
 use crate::cache::{self, Central, ThreadCache, MAX_SMALL};
 use crate::error::{Call, Error, Misuse, MisuseKind};
+use crate::fork::register_atfork;
 use crate::heap::{Heap, SEG_HEAD};
 use crate::lock::Lock;
 use crate::os;
@@ -25,36 +26,14 @@ use crate::walk::Corruption;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-static LOCK: Lock = Lock::new();
+/// The heap lock, shared by every [`LockedHeap`] of the process (see the fork handlers in
+/// `crate::fork`).
+pub(crate) static LOCK: Lock = Lock::new();
 /// Guards the transfer caches alone, so moving a batch between threads never waits for the heap.
 /// Never held together with `LOCK` (except by the fork handlers, which take it first).
-static CENTRAL_LOCK: Lock = Lock::new();
-static ATFORK: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn prepare() {
-    CENTRAL_LOCK.lock();
-    LOCK.lock();
-}
-extern "C" fn parent() {
-    LOCK.unlock();
-    CENTRAL_LOCK.unlock();
-}
-extern "C" fn child() {
-    LOCK.reset_after_fork();
-    CENTRAL_LOCK.reset_after_fork();
-}
-
-/// Registers the fork handlers once per process. Called outside the lock: `pthread_atfork` may
-/// itself allocate.
-#[inline]
-fn register_atfork() {
-    if !ATFORK.load(Ordering::Relaxed) && !ATFORK.swap(true, Ordering::AcqRel) {
-        // SAFETY: the handlers are plain functions that stay valid for the life of the process.
-        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-    }
-}
+pub(crate) static CENTRAL_LOCK: Lock = Lock::new();
 
 /// Prints a misuse as one `tagalloc: ...` line on stderr with raw `write(2)` and aborts.
 #[cold]

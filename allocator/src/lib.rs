@@ -21,6 +21,7 @@ mod block;
 pub mod cache;
 mod error;
 mod family;
+mod fork;
 pub mod global;
 pub mod heap;
 mod lock;

@@ -135,7 +135,7 @@ fi
 preload=LD_PRELOAD=$so
 
 # --- 2. the C programs ------------------------------------------------------
-programs=(threads fork foreign_sbrk edges double_free misuse)
+programs=(threads fork fork_stdio fork_signal foreign_sbrk edges double_free misuse)
 compiled=1
 for p in "${programs[@]}"; do
     if ! gcc -O2 -g -pthread -Wall -Werror -o "$bin/$p" "$here/c/$p.c" 2>"$logs/gcc-$p.err"; then
@@ -172,6 +172,49 @@ clean_run() {
 clean_run threads 120
 clean_run fork 120
 clean_run foreign_sbrk 60
+
+# repeat_run NAME TIMES SECONDS -- COMMAND...: COMMAND under the preload,
+# TIMES runs, each killed after SECONDS; every run must exit 0 (a hang is a
+# timeout).  Reports the slowest run.
+repeat_run() {
+    local name=$1 times=$2 secs=$3
+    shift 4
+    local i bad=0 why="" slowest=0 t0 ms
+    for ((i = 1; i <= times; i++)); do
+        t0=$(date +%s%N)
+        run "$name-$i" "$secs" "$preload" -- "$@"
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        ((ms > slowest)) && slowest=$ms
+        if [[ $status -ne 0 ]]; then
+            bad=$((bad + 1))
+            [[ -z $why ]] && why="run $i: $(describe_status $status): $(first_line "$logs/$name-$i.err")"
+        fi
+    done
+    if [[ $bad -eq 0 ]]; then
+        ok "$name: $times runs exited 0, slowest $((slowest / 1000)).$((slowest % 1000 / 100)) s (limit $secs s): $(first_line "$logs/$name-$times.out")"
+    else
+        fail "$name" "$bad of $times runs failed; $why"
+    fi
+}
+
+# fork beside stdio locks (glibc bug 19431) and fork from a signal handler
+# inside malloc (glibc's tst-mallocfork2): each program once on glibc, as a
+# check of the program itself, then 20 times on tagalloc.  The two-thread
+# signal case hangs on glibc itself (fork is not async-signal-safe in a
+# multi-threaded glibc process), so it runs on tagalloc only.
+for glibc_check in "fork_stdio" "fork_signal"; do
+    run "$glibc_check-glibc" 60 -- "$bin/$glibc_check"
+    if [[ $status -eq 0 ]]; then
+        ok "$glibc_check (glibc)"
+    else
+        fail "$glibc_check (glibc)" "$(describe_status $status): $(first_line "$logs/$glibc_check-glibc.err")"
+    fi
+done
+printf 'skip fork_signal threads (glibc): hangs on glibc by design; tagalloc only\n'
+repeat_run fork_stdio 20 30 -- "$bin/fork_stdio"
+repeat_run fork_signal 20 30 -- "$bin/fork_signal"
+repeat_run fork_signal-threads 20 30 -- "$bin/fork_signal" threads
+repeat_run fork-1000 20 60 -- "$bin/fork" 1000 light
 clean_run edges 60
 
 # An abort check: status 134, exactly one line on stderr matching $regex,
