@@ -90,6 +90,16 @@ impl<S: Source> Drop for LockedHeap<S> {
     }
 }
 
+/// A cached block (payload `p`) whose own words or link failed their checks (`crate::cache`).
+#[cold]
+fn corrupted(call: Call, p: *mut u8) -> Error {
+    Error::Misuse(Misuse {
+        call,
+        kind: MisuseKind::CorruptFree,
+        addr: p as usize,
+    })
+}
+
 fn double_free(call: Call, p: *mut u8) -> Error {
     Error::Misuse(Misuse {
         call,
@@ -141,6 +151,22 @@ impl<S: Source + Send> LockedHeap<S> {
         r
     }
 
+    /// The break range as last published, for the caches' checks.
+    #[inline(always)]
+    fn range(&self) -> cache::Range {
+        cache::Range {
+            lo: self.lo.load(Ordering::Relaxed),
+            hi: self.hi.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether cached payload `q`, outside the break range, is a block of a mapped segment (asked
+    /// under the lock; the caller does not hold it).
+    #[cold]
+    fn mapped_block(&self, q: *mut u8) -> bool {
+        self.with(|h| h.owns((q as usize).wrapping_sub(8), 32))
+    }
+
     /// Whether this heap owns the thread caches.
     #[inline]
     fn caching(&self) -> bool {
@@ -177,7 +203,9 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size <= MAX_SMALL && self.caching() {
-            if let Some(p) = NonNull::new(cache::pop_hot(cache::class_of(size), false)) {
+            if let Some(p) =
+                NonNull::new(cache::pop_hot(cache::class_of(size), false, self.range()))
+            {
                 return Ok(p);
             }
             return self.take_small(size, false);
@@ -195,7 +223,7 @@ impl<S: Source + Send> LockedHeap<S> {
     pub fn calloc(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
         match count.checked_mul(size) {
             Some(n) if n <= MAX_SMALL && self.caching() => {
-                let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true)) {
+                let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true, self.range())) {
                     Some(p) => p,
                     None => self.take_small(n, true)?,
                 };
@@ -223,12 +251,20 @@ impl<S: Source + Send> LockedHeap<S> {
             } else {
                 c.mallocs += 1;
             }
-            if let Some(p) = c.pop(class) {
-                // SAFETY: cached payloads are non-null.
-                return Ok(unsafe { NonNull::new_unchecked(p) });
+            if let Some(p) = self.pop(c, class)? {
+                return Ok(p);
             }
             self.refill(c, class)
         })
+    }
+
+    /// Pops a block of `class` with every check; a failed one is a corrupted free block.
+    fn pop(&self, c: &mut ThreadCache, class: usize) -> Result<Option<NonNull<u8>>, Error> {
+        match c.pop(class, self.range(), |q| self.mapped_block(q)) {
+            // Cached payloads are non-null.
+            Ok(p) => Ok(p.and_then(NonNull::new)),
+            Err(p) => Err(corrupted(Call::Malloc, p)),
+        }
     }
 
     /// Refills `class` with a batch under the lock, from the transfer cache when it holds blocks of
@@ -237,9 +273,8 @@ impl<S: Source + Send> LockedHeap<S> {
     fn refill(&self, c: &mut ThreadCache, class: usize) -> Result<NonNull<u8>, Error> {
         if let Some(chain) = self.with_central(|central| central.take(class)) {
             c.put_chain(class, chain);
-            if let Some(p) = c.pop(class) {
-                // SAFETY: cached payloads are non-null.
-                return Ok(unsafe { NonNull::new_unchecked(p) });
+            if let Some(p) = self.pop(c, class)? {
+                return Ok(p);
             }
         }
         let usable = cache::usable_of(class);
@@ -281,15 +316,28 @@ impl<S: Source + Send> LockedHeap<S> {
         let Some(rest) = self.with_central(|central| central.put(class, chain)) else {
             return Ok(());
         };
+        let range = self.range();
         self.with(|h| {
             Self::merge(h, c);
             let mut result = Ok(());
-            rest.drain(|p| {
+            let mapped = |q: *mut u8| h.owns((q as usize).wrapping_sub(8), 32);
+            let mut blocks = [ptr::null_mut(); 64];
+            let mut n = 0;
+            // The blocks are gathered first, then freed: the walk reads the heap (`owns`) while
+            // freeing changes it. A chain is at most a class's limit, 64 blocks.
+            let walked = rest.drain(range, mapped, |p| {
+                if n < blocks.len() {
+                    blocks[n] = p;
+                    n += 1;
+                }
+            });
+            for &p in &blocks[..n] {
                 // SAFETY: a cached block is an allocated block of this heap, unmarked by drain.
                 if let Err(e) = unsafe { h.free_uncounted(p) } {
                     result = Err(e);
                 }
-            });
+            }
+            walked.map_err(|p| corrupted(Call::Free, p))?;
             result
         })
     }
@@ -401,7 +449,12 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Gives half of `class` back: to the transfer cache, or to the heap.
     #[cold]
     fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
-        match c.take_chain(class, cache::batch(class)) {
+        let chain = c
+            .take_chain(class, cache::batch(class), self.range(), |q| {
+                self.mapped_block(q)
+            })
+            .map_err(|p| corrupted(Call::Free, p))?;
+        match chain {
             Some(chain) => self.give_back(c, class, chain),
             None => Ok(()),
         }
@@ -415,10 +468,15 @@ impl<S: Source + Send> LockedHeap<S> {
         // SAFETY: contract.
         let this = unsafe { &*(owner as *const Self) };
         for class in 0..cache::CLASSES {
-            if let Some(chain) = c.take_chain(class, usize::MAX) {
-                if let Err(e) = this.give_back(c, class, chain) {
-                    die(e)
+            let chain = c.take_chain(class, usize::MAX, this.range(), |q| this.mapped_block(q));
+            match chain {
+                Ok(Some(chain)) => {
+                    if let Err(e) = this.give_back(c, class, chain) {
+                        die(e)
+                    }
                 }
+                Ok(None) => {}
+                Err(p) => die(corrupted(Call::Free, p)),
             }
         }
         this.with(|h| Self::merge(h, c));

@@ -41,6 +41,9 @@
 //!    held from the break.
 //! 9. Memory past the fresh frontier of the newest segment reads as zero (what lets `calloc` skip
 //!    clearing memory fresh from the OS).
+//! 10. Every free-list link is stored protected with its own address (`crate::link`); revealed,
+//!     it is null or points, 8 modulo 16 and inside the heap's memory, at a free block of the same
+//!     bin (what `malloc` and `free` check before following one).
 
 use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
@@ -173,6 +176,12 @@ fn corrupt(call: Call, addr: *mut u8) -> Error {
     misuse(call, MisuseKind::CorruptTag, addr)
 }
 
+/// A free block `b` (or a link in it) failed its checks: named by its payload.
+#[cold]
+fn corrupt_free(call: Call, b: *mut u8) -> Error {
+    misuse(call, MisuseKind::CorruptFree, payload(b))
+}
+
 impl<S: Source> Heap<S> {
     /// An empty heap with glibc's default thresholds.
     pub const fn new(source: S) -> Heap<S> {
@@ -293,20 +302,29 @@ impl<S: Source> Heap<S> {
 
     /// The tag of a block met on a free list, checked to be a free block.
     fn free_tag(&self, b: *mut u8) -> Result<Tag, Error> {
-        // SAFETY: blocks on the free lists lie inside our segments.
-        let t = unsafe { header(b) }.ok_or_else(|| corrupt(Call::Malloc, b))?;
+        // SAFETY: blocks on the free lists lie inside our segments (their links were checked
+        // before they were followed, and bin heads are only ever set to free blocks).
+        let t = unsafe { header(b) }.ok_or_else(|| corrupt_free(Call::Malloc, b))?;
         if t.has(USED) || t.has(FENCE) || t.has(MAPPED) || t.size() < MIN_BLOCK {
-            return Err(corrupt(Call::Malloc, b));
+            return Err(corrupt_free(Call::Malloc, b));
         }
         Ok(t)
     }
 
+    /// Unlinks free block `b` of `size` bytes, after checking both its links (a use after free
+    /// overwrites them) and that they point back at it.
     fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
+        let bin = bin_of(size);
         // SAFETY: b is a free block of `size` bytes (checked by the caller's tag check).
+        let (n, p) = unsafe { (binning::next(b), binning::prev(b)) };
+        if !self.free_link_ok(n, bin) || !self.free_link_ok(p, bin) {
+            return Err(corrupt_free(call, b));
+        }
+        // SAFETY: as above; its links lead to free blocks of the heap or are null.
         if unsafe { self.bins.remove(b, size) } {
             Ok(())
         } else {
-            Err(corrupt(call, b))
+            Err(corrupt_free(call, b))
         }
     }
 
@@ -332,8 +350,12 @@ impl<S: Source> Heap<S> {
                         break;
                     }
                 }
-                // SAFETY: b is a checked free block.
-                b = unsafe { binning::next(b) };
+                // SAFETY: b is on a free list: its links are readable.
+                let next = unsafe { binning::next(b) };
+                if !self.free_link_ok(next, bin) {
+                    return Err(corrupt_free(Call::Malloc, b));
+                }
+                b = next;
                 seen += 1;
             }
             if !best.is_null() {

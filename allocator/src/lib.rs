@@ -24,6 +24,7 @@ mod family;
 mod fork;
 pub mod global;
 pub mod heap;
+mod link;
 mod lock;
 pub mod os;
 pub mod source;
