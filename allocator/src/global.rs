@@ -420,7 +420,10 @@ impl<S: Source + Send> LockedHeap<S> {
         if unsafe { cache::is_marked(p) } {
             return Err(double_free(Call::Free, p));
         }
-        cache::with(|c| {
+        // A flush frees to the heap, whose trimming and first-use set-up (`pthread_atfork`,
+        // `pthread_key_create`) can set errno; free keeps errno as glibc's does.
+        let saved = os::errno();
+        let r = cache::with(|c| {
             c.frees += 1;
             // SAFETY: the caller gives up p (contract), an allocated block of `class`.
             if unsafe { c.push(class, p) } {
@@ -430,7 +433,9 @@ impl<S: Source + Send> LockedHeap<S> {
             // SAFETY: as above; the class now has room.
             unsafe { c.push(class, p) };
             Ok(())
-        })
+        });
+        os::set_errno(saved);
+        r
     }
 
     /// # Safety

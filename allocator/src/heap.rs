@@ -156,7 +156,15 @@ pub struct Heap<S: Source> {
     /// and the top's size after the last of them.
     pub(crate) trim_ticks: u32,
     pub(crate) trim_last: usize,
+    /// The payloads of the last [`UNMAPPED`] large chunks freed, so a second `free` of one is
+    /// named a double free rather than an invalid pointer (its memory is gone; this is all that
+    /// is left of it). A slot is overwritten in turn.
+    pub(crate) unmapped: [usize; UNMAPPED],
+    pub(crate) unmapped_next: usize,
 }
+
+/// How many freed large chunks the heap remembers.
+pub(crate) const UNMAPPED: usize = 32;
 
 // SAFETY: the heap owns all memory its pointers refer to; moving it to another thread moves that
 // ownership, and the source moves with it.
@@ -203,6 +211,8 @@ impl<S: Source> Heap<S> {
             brk_lo: 0,
             trim_ticks: 0,
             trim_last: 0,
+            unmapped: [0; UNMAPPED],
+            unmapped_next: 0,
         }
     }
 
@@ -340,9 +350,9 @@ impl<S: Source> Heap<S> {
             let mut b = self.bins.head(bin);
             let mut seen = 0;
             while !b.is_null() && seen < 8 {
-                // SAFETY: b is on a free list: its header is readable. The raw size is enough to
-                // choose; the chosen block's tag is checked below before it is used.
-                let s = unsafe { block::raw_size(b) };
+                // Every block met is checked, so an overwritten one is caught by this malloc
+                // whether or not it would have been chosen.
+                let s = self.free_tag(b)?.size();
                 if s >= need && s < best_size {
                     best = b;
                     best_size = s;
@@ -359,9 +369,6 @@ impl<S: Source> Heap<S> {
                 seen += 1;
             }
             if !best.is_null() {
-                if self.free_tag(best)?.size() != best_size {
-                    return Err(corrupt(Call::Malloc, best));
-                }
                 self.unlink(best, best_size, Call::Malloc)?;
                 return Ok(Some(best));
             }
@@ -642,6 +649,9 @@ impl<S: Source> Heap<S> {
             }
             return Ok(Found::Chunk(h, t));
         }
+        if self.unmapped.contains(&a) {
+            return Err(misuse(call, MisuseKind::DoubleFree, p));
+        }
         Err(misuse(call, MisuseKind::InvalidPointer, p))
     }
 
@@ -705,6 +715,8 @@ impl<S: Source> Heap<S> {
                 self.stats.mmap_bytes -= len;
                 // SAFETY: the whole mapping was ours and is unused now.
                 unsafe { self.source.unmap(m, len) };
+                self.unmapped[self.unmapped_next] = payload(h) as usize;
+                self.unmapped_next = (self.unmapped_next + 1) % UNMAPPED;
                 let c = &mut self.config;
                 if c.dynamic_threshold && len > c.mmap_threshold && len <= MMAP_THRESHOLD_MAX {
                     c.mmap_threshold = len;

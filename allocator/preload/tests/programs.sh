@@ -135,7 +135,7 @@ fi
 preload=LD_PRELOAD=$so
 
 # --- 2. the C programs ------------------------------------------------------
-programs=(threads fork fork_stdio fork_signal foreign_sbrk edges double_free misuse)
+programs=(threads fork fork_stdio fork_signal foreign_sbrk edges errno double_free misuse uaf)
 compiled=1
 for p in "${programs[@]}"; do
     if ! gcc -O2 -g -pthread -Wall -Werror -o "$bin/$p" "$here/c/$p.c" 2>"$logs/gcc-$p.err"; then
@@ -258,6 +258,16 @@ abort_run misuse-misaligned "^tagalloc: free\(\): invalid pointer $hex detected\
 abort_run misuse-realloc-freed "^tagalloc: realloc\(\): .*$hex.* detected\$" 1 "$bin/misuse" realloc-freed
 abort_run misuse-overflow "^tagalloc: free\(\): corrupted boundary tag at $hex detected\$" 0 "$bin/misuse" overflow
 abort_run misuse-overflow-prev "^tagalloc: free\(\): corrupted boundary tag at $hex detected\$" 0 "$bin/misuse" overflow-prev
+abort_run misuse-overflow-1 "^tagalloc: free\(\): corrupted boundary tag at $hex detected\$" 1 "$bin/misuse" overflow-1
+abort_run misuse-underflow-1 "^tagalloc: free\(\): corrupted boundary tag at $hex detected\$" 1 "$bin/misuse" underflow-1
+abort_run misuse-large-interior "^tagalloc: free\(\): invalid pointer $hex detected\$" 1 "$bin/misuse" large-interior
+abort_run misuse-large-past "^tagalloc: free\(\): invalid pointer $hex detected\$" 1 "$bin/misuse" large-past
+abort_run misuse-large-double "^tagalloc: free\(\): double free of $hex detected\$" 1 "$bin/misuse" large-double
+# Use after free: caught by the next malloc of the size, naming the freed block; the poisoning
+# program must not get the planted address back (it would exit 4).
+for c in poison link-small header-small block-small link-medium header-medium block-medium; do
+    abort_run "uaf-$c" "^tagalloc: malloc\(\): corrupted free block at $hex detected\$" 1 "$bin/uaf" "$c"
+done
 
 # --- 3. real programs -------------------------------------------------------
 # same_output NAME SECONDS [NAME=VALUE...] -- COMMAND...
@@ -289,6 +299,10 @@ same_output() {
         fail "$name stats" "TAGALLOC_STATS=1 does not show brk and mmap: $stats"
     fi
 }
+
+# errno after every failing path of the family, and untouched by free,
+# realloc(p, 0) and successful calls: line for line as on glibc.
+same_output errno 30 -- "$bin/errno"
 
 # The interpreter itself, not a wrapper such as a pyenv shim (a bash script
 # whose own processes would fill the stats with reports of bash).

@@ -118,11 +118,20 @@ fn free_of_a_large_chunk_twice_or_inside() {
         MisuseKind::InvalidPointer,
         q as usize,
     );
+    // One page past the chunk's end: never touched, only judged.
+    let past = p.wrapping_add((1 << 20) + 4096);
+    expect(
+        bad_free(&mut h, past),
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        past as usize,
+    );
     f(&mut h, p);
+    // Its memory is gone, but the heap remembers the chunks it unmapped last.
     expect(
         bad_free(&mut h, p),
         Call::Free,
-        MisuseKind::InvalidPointer,
+        MisuseKind::DoubleFree,
         p as usize,
     );
     walk(&h);
