@@ -26,7 +26,7 @@ pub struct Corruption {
 }
 
 /// The invariants' short names, by number.
-pub const INVARIANTS: [&str; 11] = [
+pub const INVARIANTS: [&str; 12] = [
     "",
     "every tag carries a valid check",
     "blocks are well formed and tile their segment",
@@ -38,6 +38,7 @@ pub const INVARIANTS: [&str; 11] = [
     "statistics agree with the heap",
     "fresh memory reads as zero",
     "cached blocks are allocated blocks of their class",
+    "free-list links are protected and lead to free blocks of their bin",
 ];
 
 impl fmt::Display for Corruption {
@@ -157,31 +158,25 @@ impl<S: Source> Heap<S> {
                     }
                     Some(_) => {}
                 }
-                free_per_bin[bin_of(size)] += 1;
+                let bin = bin_of(size);
+                free_per_bin[bin] += 1;
                 // SAFETY: a free block of at least MIN_BLOCK bytes has its links.
                 let (next, prev) =
                     unsafe { (binning::next(b as *mut u8), binning::prev(b as *mut u8)) };
-                // A link overwritten by a stray write may point anywhere: it is followed only
-                // if it names a block position inside one of our segments.
-                if !self.in_a_segment(prev as usize) && !prev.is_null()
-                    || !self.in_a_segment(next as usize) && !next.is_null()
-                {
-                    return broken(6, b, "free block's link points outside the heap's segments");
+                if !self.free_link_ok(next, bin) || !self.free_link_ok(prev, bin) {
+                    return broken(
+                        11,
+                        b,
+                        "a link, revealed, is not null nor a free block of its bin",
+                    );
                 }
-                // SAFETY: link targets lie inside our segments (checked just above) and are read
-                // as headers only after their own check bits say they are free blocks.
+                // SAFETY: both links were just checked to be null or free blocks of the heap.
                 let linked_back = unsafe {
-                    (prev.is_null() && self.bins.head(bin_of(size)) == b as *mut u8)
-                        || (!prev.is_null()
-                            && header(prev).is_some_and(|pt| !pt.has(USED))
-                            && binning::next(prev) == b as *mut u8)
+                    (prev.is_null() && self.bins.head(bin) == b as *mut u8)
+                        || (!prev.is_null() && binning::next(prev) == b as *mut u8)
                 };
                 // SAFETY: as above.
-                let linked_fwd = unsafe {
-                    next.is_null()
-                        || (header(next).is_some_and(|nt| !nt.has(USED))
-                            && binning::prev(next) == b as *mut u8)
-                };
+                let linked_fwd = unsafe { next.is_null() || binning::prev(next) == b as *mut u8 };
                 if !linked_back || !linked_fwd {
                     return broken(6, b, "free block is not consistently linked in its bin");
                 }
@@ -189,23 +184,6 @@ impl<S: Source> Heap<S> {
             prev_used = t.has(USED);
             b += size;
         }
-    }
-
-    /// Whether `a` is where a block of one of the heap's segments could start (8 modulo 16,
-    /// between the segment's record and its epilogue), so its header and links are mapped.
-    fn in_a_segment(&self, a: usize) -> bool {
-        let mut seg = self.segments;
-        let mut left = self.stats.segments + 1;
-        while !seg.is_null() && left > 0 {
-            // SAFETY: seg is a live segment record (the list is checked as it is walked).
-            let (end, next) = unsafe { ((*seg).end, (*seg).next) };
-            if a % 16 == 8 && a >= seg as usize + SEG_HEAD && a + 32 <= end {
-                return true;
-            }
-            seg = next;
-            left -= 1;
-        }
-        false
     }
 
     fn check_lists(&self, free_per_bin: &[u32; NBINS]) -> Result<(), Corruption> {
@@ -221,7 +199,14 @@ impl<S: Source> Heap<S> {
                         "bin holds more blocks than the heap has free",
                     );
                 }
-                // SAFETY: b was reached through links just checked to point at free blocks.
+                if !self.free_link_ok(b, bin) && !b.is_null() {
+                    // Not a valid free block of this bin: say which invariant, without reading
+                    // memory that may not be the heap's.
+                    if (b as usize) % 16 != 8 || !self.owns(b as usize, MIN_BLOCK) {
+                        return broken(11, b as usize, "free list leads outside the heap");
+                    }
+                }
+                // SAFETY: b lies inside the heap's memory (checked above, or a bin head).
                 let Some(t) = (unsafe { header(b) }) else {
                     return broken(6, b as usize, "free list points at a bad header");
                 };

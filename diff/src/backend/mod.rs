@@ -129,6 +129,8 @@ pub enum MisuseKind {
     DoubleFree,
     /// A block's tag was overwritten.
     CorruptTag,
+    /// A freed block was written to: its links or tags failed their checks.
+    CorruptFree,
 }
 
 /// A misuse report from the allocator.

@@ -227,6 +227,7 @@ fn misuse(m: tagalloc::Misuse) -> Reply {
             tagalloc::MisuseKind::InvalidPointer => MisuseKind::InvalidPointer,
             tagalloc::MisuseKind::DoubleFree => MisuseKind::DoubleFree,
             tagalloc::MisuseKind::CorruptTag => MisuseKind::CorruptTag,
+            tagalloc::MisuseKind::CorruptFree => MisuseKind::CorruptFree,
         },
         addr: m.addr,
     })
