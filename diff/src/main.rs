@@ -23,7 +23,7 @@ usage:
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
-  tagalloc-diff stress [--threads N] [--time S]           tagalloc's locked heap, N threads at once
+  tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
 B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
 exporting malloc, free, calloc, realloc.
 T is ops, diff, misuse, faults, trace_parse, locked, threads (decides which ops survive;
@@ -62,6 +62,7 @@ struct Args {
     runs: usize,
     threads: usize,
     time: u64,
+    config: Option<String>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, Bad> {
@@ -75,6 +76,7 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
         runs: 5,
         threads: 4,
         time: 10,
+        config: None,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -93,6 +95,7 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
                 );
             }
             "-o" => a.out = Some(value("-o")?),
+            "--config" => a.config = Some(value("--config")?),
             "--ops" | "--runs" | "--threads" | "--time" => {
                 let v = value(w)?;
                 let n = v
@@ -323,10 +326,18 @@ fn bench(a: &Args) -> Outcome {
 /// `stress`: the locked heap under real parallelism for a bounded time (see `stress.rs`).
 fn stress(a: &Args) -> Result<ExitCode, Bad> {
     let time = std::time::Duration::from_secs(a.time);
+    // The tunables, as a trace's `config` line gives them.
+    let config = match &a.config {
+        None => tagalloc::Config::DEFAULT,
+        Some(words) => text::parse(&format!("config {words}"))
+            .map_err(|e| usage(format!("--config: {}", e.message)))?
+            .config
+            .config(),
+    };
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    match tagalloc_diff::stress::run(tagalloc::Config::DEFAULT, a.threads, time, seed) {
+    match tagalloc_diff::stress::run(config, a.threads, time, seed) {
         Ok(s) => {
             println!(
                 "stress: ok ({} threads, {} s, {} calls, {} frees of another thread's blocks)",
