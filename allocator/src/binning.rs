@@ -5,8 +5,12 @@
 //! bins. A bitmap marks the non-empty bins, so the smallest non-empty bin at or above a size is found
 //! with a few `trailing_zeros`, and insertion and removal are O(1).
 //!
-//! The links live in the free block itself: `next` at `b + 8`, `prev` at `b + 16` (null at the ends).
+//! The links live in the free block itself: `next` at `b + 8`, `prev` at `b + 16` (null at the ends),
+//! each stored protected with its own address ([`crate::link`]). These functions read and write them;
+//! checking a link before following it is the heap's business (`Heap::free_link_ok`), because it
+//! takes knowing which memory is the heap's.
 
+use crate::link;
 use crate::tag::MIN_BLOCK;
 use core::ptr;
 
@@ -45,24 +49,24 @@ pub struct Bins {
     map: [u64; NBINS / 64],
 }
 
-/// Reads the `next` link of free block `b`.
+/// Reads the `next` link of free block `b`, revealed (unchecked).
 ///
 /// # Safety
 /// `b` must be a free block of the heap, at least [`MIN_BLOCK`] bytes.
 #[inline]
 pub unsafe fn next(b: *mut u8) -> *mut u8 {
     // SAFETY: a free block has its links at b + 8 and b + 16 (contract).
-    unsafe { b.add(8).cast::<*mut u8>().read() }
+    unsafe { link::load(b.add(8)) }
 }
 
-/// Reads the `prev` link of free block `b`.
+/// Reads the `prev` link of free block `b`, revealed (unchecked).
 ///
 /// # Safety
 /// As for [`next`].
 #[inline]
 pub unsafe fn prev(b: *mut u8) -> *mut u8 {
     // SAFETY: as in `next`.
-    unsafe { b.add(16).cast::<*mut u8>().read() }
+    unsafe { link::load(b.add(16)) }
 }
 
 /// # Safety
@@ -70,7 +74,7 @@ pub unsafe fn prev(b: *mut u8) -> *mut u8 {
 #[inline]
 unsafe fn set_next(b: *mut u8, v: *mut u8) {
     // SAFETY: as in `next`.
-    unsafe { b.add(8).cast::<*mut u8>().write(v) }
+    unsafe { link::store(b.add(8), v) }
 }
 
 /// # Safety
@@ -78,7 +82,7 @@ unsafe fn set_next(b: *mut u8, v: *mut u8) {
 #[inline]
 unsafe fn set_prev(b: *mut u8, v: *mut u8) {
     // SAFETY: as in `next`.
-    unsafe { b.add(16).cast::<*mut u8>().write(v) }
+    unsafe { link::store(b.add(16), v) }
 }
 
 impl Bins {
@@ -120,7 +124,8 @@ impl Bins {
     /// the links around `b` do not point back at it (the list was corrupted).
     ///
     /// # Safety
-    /// `b` must be a free block of at least [`MIN_BLOCK`] bytes.
+    /// `b` must be a free block of at least [`MIN_BLOCK`] bytes whose links were checked
+    /// (`Heap::free_link_ok`): null or free blocks of the heap.
     #[inline]
     pub unsafe fn remove(&mut self, b: *mut u8, size: usize) -> bool {
         let bin = bin_of(size);

@@ -17,17 +17,6 @@ pub unsafe fn header(b: *mut u8) -> Option<Tag> {
     Tag::decode(b as usize, word)
 }
 
-/// The size field of block `b`'s header, unchecked (for scanning; check the tag before use).
-///
-/// # Safety
-/// As for [`header`].
-#[inline]
-pub unsafe fn raw_size(b: *mut u8) -> usize {
-    // SAFETY: readable and aligned (contract).
-    let word = unsafe { b.cast::<u64>().read() };
-    Tag::decode_unchecked(word).size()
-}
-
 /// Writes `tag` as the header of block `b`.
 ///
 /// # Safety

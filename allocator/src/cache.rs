@@ -14,22 +14,35 @@
 //! To the heap, a cached block is still allocated (its header keeps `USED`): the heap walker and
 //! the statistics count it as live. The thread that caches a block owns its payload, never its
 //! header, which the heap may rewrite under the lock when a neighbour changes. A cached block holds
-//! the next link in its first payload word and `KEY ^ address` in its second, where `KEY` is random
-//! per process; a `free` that finds that mark is a double free. The mark is cleared whenever a
-//! block leaves the cache.
+//! the next link in its first payload word, protected ([`crate::link`]), and `KEY ^ address` in its
+//! second, where `KEY` is random per process; a `free` that finds that mark is a double free. The
+//! mark is cleared whenever a block leaves the cache.
+//!
+//! # Checks before a link is followed
+//! A program that writes into a block after freeing it writes into a cached block. So a block is
+//! handed out only after its own words are checked ([`intact`]: its mark, and its header, read
+//! atomically, is a valid allocated tag of its class), and the link it holds is checked before it
+//! becomes the list's head ([`Follow`]): null, or 16-aligned inside the heap's break range
+//! (`LockedHeap` publishes it). A link outside that range may still be a block of a mapped segment
+//! (when the break cannot grow); the caller asks the heap under its lock. Every head has thus been
+//! checked to lie in the heap's memory before any of its words is read. Chains between the caches
+//! are walked with the same check. A failed check is reported by the caller as a corrupted free
+//! block; the hot paths only decline, and the slow path judges.
 //!
 //! Only one `LockedHeap` per process caches (the first one used that asks for it, normally the
 //! global allocator or the preload library's heap); others take the lock on every call. If the
 //! owner is dropped, an epoch change makes every thread discard, not return, its cache.
 
+use crate::heap::SEG_HEAD;
+use crate::link;
+use crate::tag::{Tag, MAPPED, MIN_BLOCK, PREV_USED, USED};
+use crate::walk::Corruption;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Exact size classes cached: blocks of 32, 48, ... 1024 bytes.
 pub(crate) const CLASSES: usize = 63;
-/// The largest request served from a cache (a 1024-byte block).
-pub(crate) const MAX_SMALL: usize = 1024 - 8;
 /// Blocks a class holds at most: about 8 KiB worth, between 4 and 64 blocks (64 of 128 bytes or
 /// less, 16 of 512, 8 of 1024), so small blocks rarely take a lock and a thread holds at most
 /// about 0.5 MiB. A table, so the hot path does not divide.
@@ -55,15 +68,32 @@ const LIMITS: [u32; CLASSES] = {
     t
 };
 
-/// Blocks a refill takes, and a flush gives back: half the class's limit.
-#[inline]
-pub(crate) const fn batch(class: usize) -> usize {
-    limit(class) as usize / 2
+/// The owner's cap on blocks per class ([`Config::cache_limit`](crate::Config::cache_limit)),
+/// applied to [`limit`] when a cache is (re)set for the owner's epoch.
+static CAP: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// One past the largest request the caches serve under a heap whose mmap threshold starts at
+/// `mmap_threshold`: requests whose class's blocks would be large chunks are not cached, so every
+/// cached block is a block of a break segment. (The threshold only ever rises.)
+pub(crate) const fn cache_end(mmap_threshold: usize) -> usize {
+    let mut class = CLASSES;
+    while class > 0 {
+        if usable_of(class - 1) < mmap_threshold {
+            return usable_of(class - 1) + 1;
+        }
+        class -= 1;
+    }
+    0
 }
 
-/// The class of a request of `n <= MAX_SMALL` bytes.
+/// The class of a request of `n` bytes, at most the usable bytes of the largest class (1016).
 #[inline]
-pub(crate) const fn class_of(n: usize) -> usize {
+pub(crate) fn class_of(n: usize) -> usize {
+    let n = if broken!(CacheClassEdge) {
+        n.saturating_sub(7)
+    } else {
+        n
+    };
     let block = (n + 23) & !15;
     let block = if block < 32 { 32 } else { block };
     (block >> 4) - 2
@@ -81,6 +111,9 @@ pub(crate) struct ThreadCache {
     epoch: usize,
     heads: [*mut u8; CLASSES],
     counts: [u32; CLASSES],
+    /// Blocks each class holds at most in this epoch: [`limit`] capped by the owner's
+    /// `cache_limit`, at least 1.
+    limits: [u32; CLASSES],
     /// Calls served here since the counts were last merged into the heap's statistics.
     pub(crate) mallocs: u64,
     pub(crate) callocs: u64,
@@ -94,6 +127,7 @@ thread_local! {
             epoch: 0,
             heads: [ptr::null_mut(); CLASSES],
             counts: [0; CLASSES],
+            limits: LIMITS,
             mallocs: 0,
             callocs: 0,
             frees: 0,
@@ -123,22 +157,10 @@ fn cache() -> *mut ThreadCache {
     {
         let off = TLS_OFFSET.load(Ordering::Relaxed);
         if off != 0 {
-            return thread_pointer().wrapping_offset(off).cast();
+            return crate::os::thread_pointer().wrapping_offset(off).cast();
         }
     }
     CACHE.with(|c| c.get())
-}
-
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-#[inline(always)]
-fn thread_pointer() -> *mut u8 {
-    let tp: *mut u8;
-    // SAFETY: on x86-64 Linux the word at %fs:0 is the thread control block's pointer to itself
-    // (the thread pointer); reading it has no side effects.
-    unsafe {
-        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
-    };
-    tp
 }
 
 /// Reaches the thread caches at a fixed offset from the thread pointer, as the initial-exec TLS
@@ -152,7 +174,7 @@ pub unsafe fn use_static_tls() {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
         let addr = CACHE.with(|c| c.get()) as isize;
-        let off = addr.wrapping_sub(thread_pointer() as isize);
+        let off = addr.wrapping_sub(crate::os::thread_pointer() as isize);
         TLS_OFFSET.store(off, Ordering::Relaxed);
     }
 }
@@ -170,10 +192,80 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
     f(c)
 }
 
-/// The hot path of `malloc`: pops a block of `class` from the calling thread's cache and counts
-/// the call, or returns null (empty class, or a stale cache the slow path must reset first).
+/// The heap's break range `[lo, hi)`, where cached blocks normally lie (see the module docs).
+#[derive(Clone, Copy)]
+pub(crate) struct Range {
+    pub(crate) lo: usize,
+    pub(crate) hi: usize,
+}
+
+impl Range {
+    /// Whether payload `q` is 16-aligned and inside the range, past the first segment's record.
+    #[inline(always)]
+    fn holds(self, q: *mut u8) -> bool {
+        let a = q as usize;
+        let first = self.lo.wrapping_add(SEG_HEAD + 8);
+        a % 16 == 0 && a.wrapping_sub(first) < self.hi.saturating_sub(first)
+    }
+}
+
+/// What the check of a link says.
+pub(crate) enum Follow {
+    /// Null or inside the break range: follow it.
+    Yes(*mut u8),
+    /// 16-aligned but outside the break range: follow it only if the heap owns it (a block of a
+    /// mapped segment).
+    AskHeap(*mut u8),
+    /// Not a cached block's payload: the block holding the link was written to.
+    No,
+}
+
+/// The link stored in cached payload `p`, checked.
+///
+/// # Safety
+/// `p` must be a cached block's payload inside the heap's memory.
 #[inline(always)]
-pub(crate) fn pop_hot(class: usize, zeroed: bool) -> *mut u8 {
+unsafe fn follow(p: *mut u8, range: Range) -> Follow {
+    // SAFETY: p is readable (contract); its first word is its link.
+    let next = unsafe { link::load(p) };
+    if next.is_null() || range.holds(next) {
+        Follow::Yes(next)
+    } else if next as usize % 16 == 0 {
+        Follow::AskHeap(next)
+    } else {
+        Follow::No
+    }
+}
+
+/// Whether cached payload `p` of `class` still carries its mark, and a header that is a valid
+/// allocated block's of its class: its size, or 16 bytes more (a refill takes blocks from the heap,
+/// which does not split off a remainder smaller than a block).
+///
+/// # Safety
+/// `p` must lie inside the heap's memory, 16-aligned, with 24 readable bytes after it and 8 before.
+#[inline(always)]
+pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
+    // SAFETY: readable (contract). The header may be rewritten concurrently by the heap under the
+    // lock (its PREV_USED bit), so it is read atomically; either value decodes.
+    let (mark_word, word) = unsafe {
+        (
+            p.add(8).cast::<usize>().read(),
+            AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed),
+        )
+    };
+    let size = (class + 2) * 16;
+    mark_word == mark(p)
+        && Tag::decode(p as usize - 8, word).is_some_and(|t| {
+            let t = t.with(PREV_USED, false);
+            t == Tag::new(size, USED) || t == Tag::new(size + 16, USED)
+        })
+}
+
+/// The hot path of `malloc`: pops a block of `class` from the calling thread's cache and counts
+/// the call, or returns null (empty class, a stale cache the slow path must reset first, or a
+/// check that failed, which the slow path judges and reports).
+#[inline(always)]
+pub(crate) fn pop_hot(class: usize, zeroed: bool, range: Range) -> *mut u8 {
     {
         // SAFETY: as in `with`.
         let c = unsafe { &mut *cache() };
@@ -181,11 +273,17 @@ pub(crate) fn pop_hot(class: usize, zeroed: bool) -> *mut u8 {
         if p.is_null() || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return ptr::null_mut();
         }
-        // SAFETY: p is a cached block of this thread: link and mark are its first two words.
-        unsafe {
-            c.heads[class] = p.cast::<*mut u8>().read();
-            p.add(8).cast::<usize>().write(0);
+        // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
+        let Follow::Yes(next) = (unsafe { follow(p, range) }) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: as above.
+        if !unsafe { intact(p, class) } {
+            return ptr::null_mut();
         }
+        c.heads[class] = next;
+        // SAFETY: p is a cached block of this thread: its second word is the mark.
+        unsafe { p.add(8).cast::<usize>().write(0) };
         c.counts[class] -= 1;
         if zeroed {
             c.callocs += 1;
@@ -214,13 +312,14 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
     {
         // SAFETY: as in `with`.
         let c = unsafe { &mut *cache() };
-        if c.counts[class] >= limit(class) || c.epoch != EPOCH.load(Ordering::Relaxed) {
+        if c.counts[class] >= c.limits[class] || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return false;
         }
+        let mark = if broken!(CachePushNoMark) { 0 } else { mark(p) };
         // SAFETY: the caller hands over the payload (at least 24 bytes).
         unsafe {
-            p.cast::<*mut u8>().write(c.heads[class]);
-            p.add(8).cast::<usize>().write(mark(p));
+            link::store(p, c.heads[class]);
+            p.add(8).cast::<usize>().write(mark);
         }
         c.heads[class] = p;
         c.counts[class] += 1;
@@ -229,9 +328,10 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
     }
 }
 
-/// Makes `owner` the caching heap if none is; returns whether `owner` is it.
+/// Makes `owner` the caching heap if none is; returns whether `owner` is it. `cap` bounds the
+/// blocks per class of every cache filled for it.
 #[inline]
-pub(crate) fn claim(owner: usize, flush: FlushFn) -> bool {
+pub(crate) fn claim(owner: usize, flush: FlushFn, cap: u32) -> bool {
     let cur = OWNER.load(Ordering::Acquire);
     if cur == owner {
         return true;
@@ -239,12 +339,13 @@ pub(crate) fn claim(owner: usize, flush: FlushFn) -> bool {
     if cur != 0 {
         return false;
     }
-    claim_slow(owner, flush)
+    claim_slow(owner, flush, cap)
 }
 
 #[cold]
-fn claim_slow(owner: usize, flush: FlushFn) -> bool {
+fn claim_slow(owner: usize, flush: FlushFn, cap: u32) -> bool {
     FLUSH.store(flush as usize, Ordering::Relaxed);
+    CAP.store(cap.max(1), Ordering::Relaxed);
     if KEY.load(Ordering::Relaxed) == 0 {
         KEY.store(random_key(), Ordering::Relaxed);
     }
@@ -260,13 +361,16 @@ fn claim_slow(owner: usize, flush: FlushFn) -> bool {
         .map_or_else(|cur| cur == owner, |_| true)
 }
 
-/// Gives up ownership (the owner is going away): every cache becomes stale and is discarded.
+/// Gives up ownership (the owner is going away): every cache becomes stale and is discarded, and
+/// the count of threads using the caches starts again from zero, so the next owner starts from the
+/// same state as a new process would.
 pub(crate) fn release(owner: usize) {
     if OWNER
         .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
         EPOCH.fetch_add(1, Ordering::AcqRel);
+        THREADS.store(0, Ordering::Relaxed);
     }
 }
 
@@ -294,10 +398,11 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         // SAFETY: the owner is live (it would have released ownership before going away).
         unsafe { flush(owner, c) }
     });
-    THREADS.fetch_sub(1, Ordering::Relaxed);
+    // `with` counted this thread in the current epoch; a release in between may have reset it.
+    let _ = THREADS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
 }
 
-/// Threads whose cache is in use (started and not yet exited).
+/// Threads whose cache is in use in the current epoch (set up and not yet exited).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether more than one thread uses the caches: only then is the transfer cache worth its
@@ -331,49 +436,87 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    /// Calls `f` with each block, unmarking it first (the block leaves the caches).
-    pub(crate) fn drain(self, mut f: impl FnMut(*mut u8)) {
+    /// Calls `f` with each block, unmarking it first (the block leaves the caches). Each link is
+    /// checked before it is followed (`ask_heap` judges one outside the break range); a failed
+    /// check stops the walk and returns the block whose link failed.
+    pub(crate) fn drain(
+        self,
+        range: Range,
+        mut ask_heap: impl FnMut(*mut u8) -> bool,
+        mut f: impl FnMut(*mut u8),
+    ) -> Result<(), *mut u8> {
         let mut p = self.first;
-        for _ in 0..self.len {
-            // SAFETY: the chain's blocks are cached blocks: link and mark are their first words.
-            let next = unsafe { p.cast::<*mut u8>().read() };
-            // SAFETY: as above.
+        for i in 0..self.len {
+            // The last block's link is not the chain's: it is not followed.
+            let next = if i + 1 < self.len {
+                // SAFETY: p is a chain block in the heap's memory (checked when reached).
+                checked_next(p, range, &mut ask_heap)?
+            } else {
+                ptr::null_mut()
+            };
+            // SAFETY: as above; its second word is the mark.
             unsafe { p.add(8).cast::<usize>().write(0) };
             f(p);
             p = next;
         }
+        Ok(())
     }
 }
 
-/// Detaches up to `n` blocks from the front of the list at `head` (they keep their marks).
-fn detach(head: &mut *mut u8, count: &mut u32, n: usize) -> Option<Chain> {
+/// The link in cached payload `p`, checked, or `Err(p)`.
+fn checked_next(
+    p: *mut u8,
+    range: Range,
+    ask_heap: &mut impl FnMut(*mut u8) -> bool,
+) -> Result<*mut u8, *mut u8> {
+    // SAFETY: callers pass chain or list blocks, each checked to lie in the heap's memory.
+    match unsafe { follow(p, range) } {
+        Follow::Yes(next) if !next.is_null() => Ok(next),
+        Follow::AskHeap(next) if ask_heap(next) => Ok(next),
+        _ => Err(p),
+    }
+}
+
+/// Detaches up to `n` blocks from the front of the list at `head` (they keep their marks),
+/// checking each link before following it; `Err` names the block whose link failed (the list is
+/// left as it was).
+fn detach(
+    head: &mut *mut u8,
+    count: &mut u32,
+    n: usize,
+    range: Range,
+    mut ask_heap: impl FnMut(*mut u8) -> bool,
+) -> Result<Option<Chain>, *mut u8> {
     let first = *head;
     if first.is_null() || n == 0 {
-        return None;
+        return Ok(None);
     }
+    // The count bounds the walk, so a link bent back into the list cannot make it endless.
+    let n = n.min(*count as usize);
     let mut last = first;
     let mut len = 1;
-    // SAFETY: list members are cached blocks whose first word links to the next.
-    let mut next = unsafe { last.cast::<*mut u8>().read() };
-    while len < n && !next.is_null() {
-        last = next;
+    while len < n {
+        last = checked_next(last, range, &mut ask_heap)?;
         len += 1;
-        // SAFETY: as above.
-        next = unsafe { last.cast::<*mut u8>().read() };
     }
+    let next = if len < *count as usize {
+        checked_next(last, range, &mut ask_heap)?
+    } else {
+        ptr::null_mut()
+    };
     *head = next;
-    *count -= len as u32;
-    Some(Chain {
+    *count -= len as u32 - u32::from(broken!(CacheBatchCount) && len > 1);
+    Ok(Some(Chain {
         first,
         last,
         len: len as u32,
-    })
+    }))
 }
 
 /// Prepends `chain` to the list at `head`.
 fn attach(head: &mut *mut u8, count: &mut u32, chain: Chain) {
     // SAFETY: the chain's last block is a cached block; its first word is its link.
-    unsafe { chain.last.cast::<*mut u8>().write(*head) };
+    unsafe { link::store(chain.last, *head) };
     *head = chain.first;
     *count += chain.len;
 }
@@ -414,6 +557,14 @@ impl Central {
         if !shared() || n == CENTRAL_BATCHES {
             return Some(chain);
         }
+        let chain = if broken!(CentralPutShort) && chain.len > 1 {
+            Chain {
+                len: chain.len - 1,
+                ..chain
+            }
+        } else {
+            chain
+        };
         self.chains[class][n] = chain;
         self.counts[class] = n + 1;
         None
@@ -425,15 +576,29 @@ impl Central {
         if n == 0 {
             return None;
         }
-        self.counts[class] = n - 1;
+        if !broken!(CentralTakeTwice) {
+            self.counts[class] = n - 1;
+        }
         Some(self.chains[class][n - 1])
     }
 }
 
 impl ThreadCache {
-    /// Detaches up to `n` blocks of `class`, still marked.
-    pub(crate) fn take_chain(&mut self, class: usize, n: usize) -> Option<Chain> {
-        detach(&mut self.heads[class], &mut self.counts[class], n)
+    /// Detaches up to `n` blocks of `class`, still marked (see [`detach`]).
+    pub(crate) fn take_chain(
+        &mut self,
+        class: usize,
+        n: usize,
+        range: Range,
+        ask_heap: impl FnMut(*mut u8) -> bool,
+    ) -> Result<Option<Chain>, *mut u8> {
+        detach(
+            &mut self.heads[class],
+            &mut self.counts[class],
+            n,
+            range,
+            ask_heap,
+        )
     }
 
     /// Adds `chain` to `class` (the caller keeps the class within its limit).
@@ -443,9 +608,17 @@ impl ThreadCache {
 }
 
 impl ThreadCache {
+    /// Blocks a refill takes, and a flush gives back: half the class's limit, at least one.
+    #[inline]
+    pub(crate) fn batch(&self, class: usize) -> usize {
+        (self.limits[class] as usize / 2).max(1)
+    }
+
     fn reset(&mut self, epoch: usize) {
-        if self.epoch == 0 {
-            THREADS.fetch_add(1, Ordering::Relaxed);
+        THREADS.fetch_add(1, Ordering::Relaxed);
+        let cap = CAP.load(Ordering::Relaxed);
+        for class in 0..CLASSES {
+            self.limits[class] = limit(class).min(cap).max(1);
         }
         self.heads = [ptr::null_mut(); CLASSES];
         self.counts = [0; CLASSES];
@@ -459,21 +632,36 @@ impl ThreadCache {
         }
     }
 
-    /// Pops a block of `class`, clearing its mark.
+    /// Pops a block of `class`, clearing its mark, after the checks of the module docs: `Ok(None)`
+    /// when the class is empty, `Err` naming the cached block whose words or link failed.
+    /// `ask_heap` judges a link outside the break range.
     #[inline]
-    pub(crate) fn pop(&mut self, class: usize) -> Option<*mut u8> {
+    pub(crate) fn pop(
+        &mut self,
+        class: usize,
+        range: Range,
+        ask_heap: impl FnMut(*mut u8) -> bool,
+    ) -> Result<Option<*mut u8>, *mut u8> {
         let p = self.heads[class];
         if p.is_null() {
-            return None;
+            return Ok(None);
         }
-        // SAFETY: p is a cached block of this thread: its first two payload words are the link and
-        // the mark.
-        unsafe {
-            self.heads[class] = p.cast::<*mut u8>().read();
-            p.add(8).cast::<usize>().write(0);
+        // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
+        if !unsafe { intact(p, class) } {
+            return Err(p);
         }
+        let mut ask_heap = ask_heap;
+        // SAFETY: as above.
+        let next = match unsafe { follow(p, range) } {
+            Follow::Yes(next) => next,
+            Follow::AskHeap(next) if ask_heap(next) => next,
+            _ => return Err(p),
+        };
+        self.heads[class] = next;
+        // SAFETY: p is a cached block of this thread: its second word is the mark.
+        unsafe { p.add(8).cast::<usize>().write(0) };
         self.counts[class] -= 1;
-        Some(p)
+        Ok(Some(p))
     }
 
     /// Pushes block `p` of `class`, unless the class is full.
@@ -482,16 +670,167 @@ impl ThreadCache {
     /// `p` must be an allocated block of the owner heap, of `class`, that nothing else uses.
     #[inline]
     pub(crate) unsafe fn push(&mut self, class: usize, p: *mut u8) -> bool {
-        if self.counts[class] >= limit(class) {
+        if self.counts[class] >= self.limits[class] {
             return false;
         }
         // SAFETY: the caller hands over the payload (at least 24 bytes).
         unsafe {
-            p.cast::<*mut u8>().write(self.heads[class]);
+            link::store(p, self.heads[class]);
             p.add(8).cast::<usize>().write(mark(p));
         }
         self.heads[class] = p;
         self.counts[class] += 1;
         true
+    }
+}
+
+/// Invariant 10 for one cached block `p` of `class`: it lies in the break range `[lo, hi)`, its
+/// header says it is an allocated (not mapped) block of the class's size, and it carries the mark.
+/// Nothing is read at `p` before it is known to lie in the range.
+fn check_cached(p: *mut u8, class: usize, lo: usize, hi: usize) -> Result<(), Corruption> {
+    let broken = |what| {
+        Err(Corruption {
+            invariant: 10,
+            addr: p as usize,
+            what,
+        })
+    };
+    let a = p as usize;
+    if a % 16 != 0 || a < lo.saturating_add(16) || a.saturating_add(16) > hi {
+        return broken("a cached block outside the heap's break range");
+    }
+    // SAFETY: a - 8 .. a + 16 lies inside the break range, which is mapped.
+    let word = unsafe { p.sub(8).cast::<u64>().read() };
+    let Some(t) = Tag::decode(a - 8, word) else {
+        return broken("a cached block's header fails its check");
+    };
+    if !t.has(USED) || t.has(MAPPED) {
+        return broken("a cached block is not an allocated block of a segment");
+    }
+    // A refill may take a block up to one sliver larger than the class (the heap does not split
+    // off less than a minimum block); it serves the class as well.
+    let size = usable_of(class) + 8;
+    if t.size() < size || t.size() >= size + MIN_BLOCK {
+        return broken("a cached block is in the list of another size class");
+    }
+    // SAFETY: 16 readable bytes at p (inside the range, above).
+    if !unsafe { is_marked(p) } {
+        return broken("a cached block lost its mark");
+    }
+    Ok(())
+}
+
+/// Walks `len` blocks of a list from `first`, checking each; returns the last one visited.
+fn check_list(
+    first: *mut u8,
+    len: usize,
+    class: usize,
+    lo: usize,
+    hi: usize,
+) -> Result<*mut u8, Corruption> {
+    let mut p = first;
+    let mut last = ptr::null_mut();
+    for _ in 0..len {
+        check_cached(p, class, lo, hi)?;
+        last = p;
+        // SAFETY: p is a checked cached block: its first word is its link.
+        p = unsafe { link::load(p) };
+    }
+    Ok(last)
+}
+
+impl ThreadCache {
+    /// Invariant 10 over this cache: every list holds exactly `counts[class]` checked blocks of
+    /// its class, within its limit, and ends there.
+    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
+        for class in 0..CLASSES {
+            let n = self.counts[class];
+            if n > self.limits[class] {
+                return Err(Corruption {
+                    invariant: 10,
+                    addr: self.heads[class] as usize,
+                    what: "a thread cache class holds more blocks than its limit",
+                });
+            }
+            let last = check_list(self.heads[class], n as usize, class, lo, hi)?;
+            let end = if n == 0 {
+                self.heads[class]
+            } else {
+                // SAFETY: last is a checked cached block: its first word is its link.
+                unsafe { link::load(last) }
+            };
+            if !end.is_null() {
+                return Err(Corruption {
+                    invariant: 10,
+                    addr: end as usize,
+                    what: "a thread cache list is longer than its count",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every block in this cache.
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(*mut u8)) {
+        for class in 0..CLASSES {
+            let mut p = self.heads[class];
+            for _ in 0..self.counts[class] {
+                f(p);
+                // SAFETY: list members are cached blocks whose first word links to the next.
+                p = unsafe { link::load(p) };
+            }
+        }
+    }
+}
+
+impl Central {
+    /// Invariant 10 over the transfer cache: each batch holds `len` checked blocks of its class
+    /// and ends at its recorded last block.
+    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
+        for class in 0..CLASSES {
+            for chain in &self.chains[class][..self.counts[class]] {
+                let last = check_list(chain.first, chain.len as usize, class, lo, hi)?;
+                if chain.len == 0 || last != chain.last {
+                    return Err(Corruption {
+                        invariant: 10,
+                        addr: chain.first as usize,
+                        what: "a transfer-cache batch does not end at its last block",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every block in the transfer cache.
+    pub(crate) fn for_each(&self, f: &mut dyn FnMut(*mut u8)) {
+        for class in 0..CLASSES {
+            for chain in &self.chains[class][..self.counts[class]] {
+                let mut p = chain.first;
+                for _ in 0..chain.len {
+                    f(p);
+                    // SAFETY: batch members are cached blocks whose first word links to the next.
+                    p = unsafe { link::load(p) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_end_keeps_large_chunks_out_of_the_caches() {
+        assert_eq!(cache_end(128 << 10), 1024 - 8 + 1);
+        assert_eq!(cache_end(1), 0);
+        assert_eq!(cache_end(24), 0);
+        assert_eq!(cache_end(25), 25);
+        assert_eq!(cache_end(1000), 985);
+        for t in [25, 100, 513, 1000, 1017] {
+            let end = cache_end(t);
+            assert!(usable_of(class_of(end - 1)) < t);
+        }
     }
 }

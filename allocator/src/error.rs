@@ -41,6 +41,10 @@ pub enum MisuseKind {
     DoubleFree,
     /// A boundary tag or free-list link was overwritten, typically by an overflow of the block before.
     CorruptTag,
+    /// A block met on a free list or in a cache, or a link leading to one, failed its checks: the
+    /// freed block was written to after `free` (use after free). The address is the block's
+    /// payload (the pointer `malloc` once returned for it).
+    CorruptFree,
 }
 
 impl MisuseKind {
@@ -49,6 +53,7 @@ impl MisuseKind {
             MisuseKind::InvalidPointer => "invalid pointer",
             MisuseKind::DoubleFree => "double free of",
             MisuseKind::CorruptTag => "corrupted boundary tag at",
+            MisuseKind::CorruptFree => "corrupted free block at",
         }
     }
 }
@@ -161,6 +166,15 @@ mod tests {
         assert_eq!(
             &buf[..n],
             b"tagalloc: free(): double free of 0x55d0c3a010 detected\n"
+        );
+        let m = Misuse {
+            call: Call::Malloc,
+            kind: MisuseKind::CorruptFree,
+            addr: 0x55d0c3a010,
+        };
+        assert_eq!(
+            m.to_string(),
+            "malloc(): corrupted free block at 0x55d0c3a010 detected"
         );
         assert_eq!(Error::OutOfMemory.errno(), libc::ENOMEM);
     }

@@ -5,17 +5,18 @@
 //! [`TagAlloc`] is one over a [`Reserved`] private break, so it never calls `sbrk` and can live
 //! beside glibc's `malloc` (which Rust's runtime, C libraries and the test harness still use)
 //! without racing it from any thread. The preload library uses a `LockedHeap` over its own source.
-//! All instances share one process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`,
-//! so a child of a multi-threaded parent finds every heap consistent and unlocked.
+//! All instances share one process-wide [`Lock`], taken by `pthread_atfork` handlers around `fork`
+//! (`crate::fork`), so a child of a multi-threaded parent finds every heap consistent and unlocked.
 //!
 //! ```no_run
 //! #[global_allocator]
 //! static GLOBAL: tagalloc::TagAlloc = tagalloc::TagAlloc::new();
 //! ```
 
-use crate::cache::{self, Central, ThreadCache, MAX_SMALL};
+use crate::cache::{self, Central, ThreadCache};
 use crate::error::{Call, Error, Misuse, MisuseKind};
-use crate::heap::{Heap, SEG_HEAD};
+use crate::fork::register_atfork;
+use crate::heap::{Config, Heap, SEG_HEAD};
 use crate::lock::Lock;
 use crate::os;
 use crate::source::{Reserved, Source};
@@ -25,34 +26,31 @@ use crate::walk::Corruption;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-static LOCK: Lock = Lock::new();
+/// The heap lock, shared by every [`LockedHeap`] of the process (see the fork handlers in
+/// `crate::fork`).
+pub(crate) static LOCK: Lock = Lock::new();
 /// Guards the transfer caches alone, so moving a batch between threads never waits for the heap.
 /// Never held together with `LOCK` (except by the fork handlers, which take it first).
-static CENTRAL_LOCK: Lock = Lock::new();
-static ATFORK: AtomicBool = AtomicBool::new(false);
+pub(crate) static CENTRAL_LOCK: Lock = Lock::new();
 
-extern "C" fn prepare() {
-    CENTRAL_LOCK.lock();
-    LOCK.lock();
-}
-extern "C" fn parent() {
-    LOCK.unlock();
-    CENTRAL_LOCK.unlock();
-}
-extern "C" fn child() {
-    LOCK.reset_after_fork();
-    CENTRAL_LOCK.reset_after_fork();
+/// A lock held until this value is dropped: also when a bug makes the code under it panic and
+/// unwind (in tests; a release build aborts), so one failed run cannot deadlock the next.
+struct Held(&'static Lock);
+
+impl Held {
+    #[inline]
+    fn lock(lock: &'static Lock) -> Held {
+        lock.lock();
+        Held(lock)
+    }
 }
 
-/// Registers the fork handlers once per process. Called outside the lock: `pthread_atfork` may
-/// itself allocate.
-#[inline]
-fn register_atfork() {
-    if !ATFORK.load(Ordering::Relaxed) && !ATFORK.swap(true, Ordering::AcqRel) {
-        // SAFETY: the handlers are plain functions that stay valid for the life of the process.
-        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+impl Drop for Held {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.unlock();
     }
 }
 
@@ -83,6 +81,10 @@ pub struct LockedHeap<S: Source> {
     lo: AtomicUsize,
     hi: AtomicUsize,
     cached: bool,
+    /// [`Config::cache_limit`], for the caches this heap takes.
+    cache_limit: u32,
+    /// Requests below this are served from the thread caches (`cache::cache_end`).
+    cache_end: usize,
 }
 
 /// The thread-safe tagalloc heap for `#[global_allocator]`, over a private break.
@@ -111,6 +113,16 @@ impl<S: Source> Drop for LockedHeap<S> {
     }
 }
 
+/// A cached block (payload `p`) whose own words or link failed their checks (`crate::cache`).
+#[cold]
+fn corrupted(call: Call, p: *mut u8) -> Error {
+    Error::Misuse(Misuse {
+        call,
+        kind: MisuseKind::CorruptFree,
+        addr: p as usize,
+    })
+}
+
 fn double_free(call: Call, p: *mut u8) -> Error {
     Error::Misuse(Misuse {
         call,
@@ -122,23 +134,25 @@ fn double_free(call: Call, p: *mut u8) -> Error {
 impl<S: Source + Send> LockedHeap<S> {
     /// A locked heap over `source`, with thread caches.
     pub const fn with_source(source: S) -> LockedHeap<S> {
-        LockedHeap {
-            heap: UnsafeCell::new(Heap::new(source)),
-            central: UnsafeCell::new(Central::new()),
-            lo: AtomicUsize::new(0),
-            hi: AtomicUsize::new(0),
-            cached: true,
-        }
+        LockedHeap::configured(source, Config::DEFAULT, true)
     }
 
     /// A locked heap over `source` that takes the lock on every call (no thread caches).
     pub const fn uncached(source: S) -> LockedHeap<S> {
+        LockedHeap::configured(source, Config::DEFAULT, false)
+    }
+
+    /// A locked heap over `source` with the given tunables, with thread caches if `cached` (and if
+    /// no other `LockedHeap` of the process holds them: see [`crate::cache`]).
+    pub const fn configured(source: S, config: Config, cached: bool) -> LockedHeap<S> {
         LockedHeap {
-            heap: UnsafeCell::new(Heap::new(source)),
+            heap: UnsafeCell::new(Heap::with_config(source, config)),
             central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
-            cached: false,
+            cached,
+            cache_limit: config.cache_limit,
+            cache_end: cache::cache_end(config.mmap_threshold),
         }
     }
 
@@ -146,7 +160,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// `f` must not allocate from this heap (it would deadlock).
     pub fn with<R>(&self, f: impl FnOnce(&mut Heap<S>) -> R) -> R {
         register_atfork();
-        LOCK.lock();
+        let held = Held::lock(&LOCK);
         // SAFETY: the lock gives exclusive access to the heap.
         let h = unsafe { &mut *self.heap.get() };
         let r = f(h);
@@ -158,14 +172,35 @@ impl<S: Source + Send> LockedHeap<S> {
         if self.hi.load(Ordering::Relaxed) != hi {
             self.hi.store(hi, Ordering::Relaxed);
         }
-        LOCK.unlock();
+        drop(held);
         r
+    }
+
+    /// The break range as last published, for the caches' checks.
+    #[inline(always)]
+    fn range(&self) -> cache::Range {
+        cache::Range {
+            lo: self.lo.load(Ordering::Relaxed),
+            hi: self.hi.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether cached payload `q`, outside the break range, is a block of a mapped segment (asked
+    /// under the lock; the caller does not hold it).
+    #[cold]
+    fn mapped_block(&self, q: *mut u8) -> bool {
+        self.with(|h| h.owns((q as usize).wrapping_sub(8), 32))
     }
 
     /// Whether this heap owns the thread caches.
     #[inline]
     fn caching(&self) -> bool {
-        self.cached && cache::claim(self as *const Self as usize, Self::flush_all_erased)
+        self.cached
+            && cache::claim(
+                self as *const Self as usize,
+                Self::flush_all_erased,
+                self.cache_limit,
+            )
     }
 
     /// The heap's statistics (with the calling thread's cached calls merged in).
@@ -182,9 +217,39 @@ impl<S: Source + Send> LockedHeap<S> {
         }
     }
 
-    /// Runs the heap walker.
+    /// Whether this heap holds the thread caches (claiming them if no heap does yet).
+    pub fn owns_caches(&self) -> bool {
+        self.caching()
+    }
+
+    /// Runs the heap walker, then checks the calling thread's cache and the transfer cache
+    /// (invariant 10).
     pub fn check(&self) -> Result<(), Corruption> {
-        self.with(|h| h.check())
+        self.with(|h| h.check())?;
+        self.check_caches()
+    }
+
+    /// Checks the calling thread's cache and the transfer cache (invariant 10).
+    pub fn check_caches(&self) -> Result<(), Corruption> {
+        if !self.caching() {
+            return Ok(());
+        }
+        // The break range only grows while the caches are looked at; their blocks lie below it.
+        let (lo, hi) = self.with(|h| h.break_range());
+        cache::with(|c| c.check(lo, hi))?;
+        self.with_central(|central| central.check(lo, hi))
+    }
+
+    /// Calls `f` with the payload of every block in the calling thread's cache and in the
+    /// transfer cache: blocks the heap counts as allocated that no caller may hold.
+    pub fn for_each_cached(&self, mut f: impl FnMut(*mut u8)) {
+        if !self.caching() {
+            return;
+        }
+        cache::with(|c| {
+            c.for_each(&mut f);
+            self.with_central(|central| central.for_each(&mut f));
+        })
     }
 
     fn merge(h: &mut Heap<S>, c: &mut ThreadCache) {
@@ -197,8 +262,10 @@ impl<S: Source + Send> LockedHeap<S> {
     /// `malloc`.
     #[inline]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
-        if size <= MAX_SMALL && self.caching() {
-            if let Some(p) = NonNull::new(cache::pop_hot(cache::class_of(size), false)) {
+        if size < self.cache_end && self.caching() {
+            if let Some(p) =
+                NonNull::new(cache::pop_hot(cache::class_of(size), false, self.range()))
+            {
                 return Ok(p);
             }
             return self.take_small(size, false);
@@ -215,8 +282,8 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     pub fn calloc(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
         match count.checked_mul(size) {
-            Some(n) if n <= MAX_SMALL && self.caching() => {
-                let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true)) {
+            Some(n) if n < self.cache_end && self.caching() => {
+                let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true, self.range())) {
                     Some(p) => p,
                     None => self.take_small(n, true)?,
                 };
@@ -244,12 +311,20 @@ impl<S: Source + Send> LockedHeap<S> {
             } else {
                 c.mallocs += 1;
             }
-            if let Some(p) = c.pop(class) {
-                // SAFETY: cached payloads are non-null.
-                return Ok(unsafe { NonNull::new_unchecked(p) });
+            if let Some(p) = self.pop(c, class)? {
+                return Ok(p);
             }
             self.refill(c, class)
         })
+    }
+
+    /// Pops a block of `class` with every check; a failed one is a corrupted free block.
+    fn pop(&self, c: &mut ThreadCache, class: usize) -> Result<Option<NonNull<u8>>, Error> {
+        match c.pop(class, self.range(), |q| self.mapped_block(q)) {
+            // Cached payloads are non-null.
+            Ok(p) => Ok(p.and_then(NonNull::new)),
+            Err(p) => Err(corrupted(Call::Malloc, p)),
+        }
     }
 
     /// Refills `class` with a batch under the lock, from the transfer cache when it holds blocks of
@@ -258,16 +333,15 @@ impl<S: Source + Send> LockedHeap<S> {
     fn refill(&self, c: &mut ThreadCache, class: usize) -> Result<NonNull<u8>, Error> {
         if let Some(chain) = self.with_central(|central| central.take(class)) {
             c.put_chain(class, chain);
-            if let Some(p) = c.pop(class) {
-                // SAFETY: cached payloads are non-null.
-                return Ok(unsafe { NonNull::new_unchecked(p) });
+            if let Some(p) = self.pop(c, class)? {
+                return Ok(p);
             }
         }
         let usable = cache::usable_of(class);
         self.with(|h| {
             Self::merge(h, c);
             let first = h.alloc(usable)?;
-            for _ in 1..cache::batch(class) {
+            for _ in 1..c.batch(class) {
                 let Ok(p) = h.alloc(usable) else { break };
                 // SAFETY: p is a fresh block of this class, owned by this thread from now on.
                 if !unsafe { c.push(class, p) } {
@@ -284,11 +358,9 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Runs `f` on the transfer cache with its lock held (registering the fork handlers first).
     fn with_central<R>(&self, f: impl FnOnce(&mut Central) -> R) -> R {
         register_atfork();
-        CENTRAL_LOCK.lock();
+        let _held = Held::lock(&CENTRAL_LOCK);
         // SAFETY: CENTRAL_LOCK gives exclusive access to the transfer cache.
-        let r = f(unsafe { &mut *self.central.get() });
-        CENTRAL_LOCK.unlock();
-        r
+        f(unsafe { &mut *self.central.get() })
     }
 
     /// Moves `chain` of `class` to the transfer cache, or frees its blocks to the heap when the
@@ -302,15 +374,28 @@ impl<S: Source + Send> LockedHeap<S> {
         let Some(rest) = self.with_central(|central| central.put(class, chain)) else {
             return Ok(());
         };
+        let range = self.range();
         self.with(|h| {
             Self::merge(h, c);
             let mut result = Ok(());
-            rest.drain(|p| {
+            let mapped = |q: *mut u8| h.owns((q as usize).wrapping_sub(8), 32);
+            let mut blocks = [ptr::null_mut(); 64];
+            let mut n = 0;
+            // The blocks are gathered first, then freed: the walk reads the heap (`owns`) while
+            // freeing changes it. A chain is at most a class's limit, 64 blocks.
+            let walked = rest.drain(range, mapped, |p| {
+                if n < blocks.len() {
+                    blocks[n] = p;
+                    n += 1;
+                }
+            });
+            for &p in &blocks[..n] {
                 // SAFETY: a cached block is an allocated block of this heap, unmarked by drain.
                 if let Err(e) = unsafe { h.free_uncounted(p) } {
                     result = Err(e);
                 }
-            });
+            }
+            walked.map_err(|p| corrupted(Call::Free, p))?;
             result
         })
     }
@@ -393,7 +478,10 @@ impl<S: Source + Send> LockedHeap<S> {
         if unsafe { cache::is_marked(p) } {
             return Err(double_free(Call::Free, p));
         }
-        cache::with(|c| {
+        // A flush frees to the heap, whose trimming and first-use set-up (`pthread_atfork`,
+        // `pthread_key_create`) can set errno; free keeps errno as glibc's does.
+        let saved = os::errno();
+        let r = cache::with(|c| {
             c.frees += 1;
             // SAFETY: the caller gives up p (contract), an allocated block of `class`.
             if unsafe { c.push(class, p) } {
@@ -403,7 +491,9 @@ impl<S: Source + Send> LockedHeap<S> {
             // SAFETY: as above; the class now has room.
             unsafe { c.push(class, p) };
             Ok(())
-        })
+        });
+        os::set_errno(saved);
+        r
     }
 
     /// # Safety
@@ -422,7 +512,12 @@ impl<S: Source + Send> LockedHeap<S> {
     /// Gives half of `class` back: to the transfer cache, or to the heap.
     #[cold]
     fn flush(&self, c: &mut ThreadCache, class: usize) -> Result<(), Error> {
-        match c.take_chain(class, cache::batch(class)) {
+        let chain = c
+            .take_chain(class, c.batch(class), self.range(), |q| {
+                self.mapped_block(q)
+            })
+            .map_err(|p| corrupted(Call::Free, p))?;
+        match chain {
             Some(chain) => self.give_back(c, class, chain),
             None => Ok(()),
         }
@@ -436,10 +531,15 @@ impl<S: Source + Send> LockedHeap<S> {
         // SAFETY: contract.
         let this = unsafe { &*(owner as *const Self) };
         for class in 0..cache::CLASSES {
-            if let Some(chain) = c.take_chain(class, usize::MAX) {
-                if let Err(e) = this.give_back(c, class, chain) {
-                    die(e)
+            let chain = c.take_chain(class, usize::MAX, this.range(), |q| this.mapped_block(q));
+            match chain {
+                Ok(Some(chain)) => {
+                    if let Err(e) = this.give_back(c, class, chain) {
+                        die(e)
+                    }
                 }
+                Ok(None) => {}
+                Err(p) => die(corrupted(Call::Free, p)),
             }
         }
         this.with(|h| Self::merge(h, c));
@@ -470,7 +570,8 @@ impl<S: Source + Send> LockedHeap<S> {
                 // A block that already holds `size` bytes and would not halve stays where it
                 // is, without the lock (the locked path would only split off the rest).
                 let usable = block - 8;
-                if size != 0 && size <= usable && size >= usable / 2 {
+                let room = usable + if broken!(ReallocInPlaceOver) { 8 } else { 0 };
+                if size != 0 && size <= room && size >= usable / 2 {
                     cache::count_realloc();
                     // SAFETY: p is non-null (a live block).
                     return Ok(Some(unsafe { NonNull::new_unchecked(p) }));

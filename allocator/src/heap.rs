@@ -41,6 +41,14 @@
 //!    held from the break.
 //! 9. Memory past the fresh frontier of the newest segment reads as zero (what lets `calloc` skip
 //!    clearing memory fresh from the OS).
+//! 10. Every block in a thread cache or the transfer cache of a [`LockedHeap`](crate::LockedHeap)
+//!     is an allocated block of a break segment, of its list's size class (or up to one sliver
+//!     larger, as a refill may take it), carrying the cached mark; every list holds exactly its
+//!     count of blocks, within its limit (checked by
+//!     [`LockedHeap::check`](crate::LockedHeap::check), for the calling thread's cache).
+//! 11. Every free-list link is stored protected with its own address (`crate::link`); revealed,
+//!     it is null or points, 8 modulo 16 and inside the heap's memory, at a free block of the same
+//!     bin (what `malloc` and `free` check before following one).
 
 use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
@@ -71,6 +79,10 @@ pub struct Config {
     /// again (a common rhythm) then keeps its pages instead of giving them back and faulting them
     /// in again. 0 trims at once.
     pub trim_delay: u32,
+    /// Blocks each thread cache keeps per size class at most, below the built-in table's limits
+    /// (`u32::MAX`: the table alone; at least 1). Read by [`LockedHeap`](crate::LockedHeap) when
+    /// it takes the thread caches; the heap itself has no caches.
+    pub cache_limit: u32,
 }
 
 /// The largest mmap threshold the dynamic adjustment reaches: 32 MiB, as glibc on 64-bit.
@@ -84,6 +96,7 @@ impl Config {
         top_pad: 128 << 10,
         dynamic_threshold: true,
         trim_delay: 16,
+        cache_limit: u32::MAX,
     };
 }
 
@@ -153,7 +166,15 @@ pub struct Heap<S: Source> {
     /// and the top's size after the last of them.
     pub(crate) trim_ticks: u32,
     pub(crate) trim_last: usize,
+    /// The payloads of the last [`UNMAPPED`] large chunks freed, so a second `free` of one is
+    /// named a double free rather than an invalid pointer (its memory is gone; this is all that
+    /// is left of it). A slot is overwritten in turn.
+    pub(crate) unmapped: [usize; UNMAPPED],
+    pub(crate) unmapped_next: usize,
 }
+
+/// How many freed large chunks the heap remembers.
+pub(crate) const UNMAPPED: usize = 32;
 
 // SAFETY: the heap owns all memory its pointers refer to; moving it to another thread moves that
 // ownership, and the source moves with it.
@@ -171,6 +192,12 @@ fn misuse(call: Call, kind: MisuseKind, addr: *mut u8) -> Error {
 #[inline]
 fn corrupt(call: Call, addr: *mut u8) -> Error {
     misuse(call, MisuseKind::CorruptTag, addr)
+}
+
+/// A free block `b` (or a link in it) failed its checks: named by its payload.
+#[cold]
+fn corrupt_free(call: Call, b: *mut u8) -> Error {
+    misuse(call, MisuseKind::CorruptFree, payload(b))
 }
 
 impl<S: Source> Heap<S> {
@@ -194,6 +221,8 @@ impl<S: Source> Heap<S> {
             brk_lo: 0,
             trim_ticks: 0,
             trim_last: 0,
+            unmapped: [0; UNMAPPED],
+            unmapped_next: 0,
         }
     }
 
@@ -247,6 +276,11 @@ impl<S: Source> Heap<S> {
 
     /// Allocates `n` bytes aligned to `align` (a power of two above 16). Returns the payload.
     pub(crate) fn alloc_aligned(&mut self, align: usize, n: usize) -> Result<*mut u8, Error> {
+        let align = if broken!(MemalignHalfAlign) && align >= 4096 {
+            align / 2
+        } else {
+            align
+        };
         if n >= self.config.mmap_threshold {
             return self.map_chunk(n, align);
         }
@@ -259,7 +293,7 @@ impl<S: Source> Heap<S> {
         let mut b = self.take(total)?;
         let p = payload(b) as usize;
         let mut gap = align_up(p, align).ok_or(Error::OutOfMemory)? - p;
-        if gap != 0 && gap < MIN_BLOCK {
+        if gap != 0 && gap < MIN_BLOCK && !broken!(MemalignSmallGap) {
             gap += align;
         }
         if gap != 0 {
@@ -293,20 +327,29 @@ impl<S: Source> Heap<S> {
 
     /// The tag of a block met on a free list, checked to be a free block.
     fn free_tag(&self, b: *mut u8) -> Result<Tag, Error> {
-        // SAFETY: blocks on the free lists lie inside our segments.
-        let t = unsafe { header(b) }.ok_or_else(|| corrupt(Call::Malloc, b))?;
+        // SAFETY: blocks on the free lists lie inside our segments (their links were checked
+        // before they were followed, and bin heads are only ever set to free blocks).
+        let t = unsafe { header(b) }.ok_or_else(|| corrupt_free(Call::Malloc, b))?;
         if t.has(USED) || t.has(FENCE) || t.has(MAPPED) || t.size() < MIN_BLOCK {
-            return Err(corrupt(Call::Malloc, b));
+            return Err(corrupt_free(Call::Malloc, b));
         }
         Ok(t)
     }
 
+    /// Unlinks free block `b` of `size` bytes, after checking both its links (a use after free
+    /// overwrites them) and that they point back at it.
     fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
+        let bin = bin_of(size);
         // SAFETY: b is a free block of `size` bytes (checked by the caller's tag check).
+        let (n, p) = unsafe { (binning::next(b), binning::prev(b)) };
+        if !self.free_link_ok(n, bin) || !self.free_link_ok(p, bin) {
+            return Err(corrupt_free(call, b));
+        }
+        // SAFETY: as above; its links lead to free blocks of the heap or are null.
         if unsafe { self.bins.remove(b, size) } {
             Ok(())
         } else {
-            Err(corrupt(call, b))
+            Err(corrupt_free(call, b))
         }
     }
 
@@ -322,9 +365,9 @@ impl<S: Source> Heap<S> {
             let mut b = self.bins.head(bin);
             let mut seen = 0;
             while !b.is_null() && seen < 8 {
-                // SAFETY: b is on a free list: its header is readable. The raw size is enough to
-                // choose; the chosen block's tag is checked below before it is used.
-                let s = unsafe { block::raw_size(b) };
+                // Every block met is checked, so an overwritten one is caught by this malloc
+                // whether or not it would have been chosen.
+                let s = self.free_tag(b)?.size();
                 if s >= need && s < best_size {
                     best = b;
                     best_size = s;
@@ -332,14 +375,15 @@ impl<S: Source> Heap<S> {
                         break;
                     }
                 }
-                // SAFETY: b is a checked free block.
-                b = unsafe { binning::next(b) };
+                // SAFETY: b is on a free list: its links are readable.
+                let next = unsafe { binning::next(b) };
+                if !self.free_link_ok(next, bin) {
+                    return Err(corrupt_free(Call::Malloc, b));
+                }
+                b = next;
                 seen += 1;
             }
             if !best.is_null() {
-                if self.free_tag(best)?.size() != best_size {
-                    return Err(corrupt(Call::Malloc, best));
-                }
                 self.unlink(best, best_size, Call::Malloc)?;
                 return Ok(Some(best));
             }
@@ -373,7 +417,7 @@ impl<S: Source> Heap<S> {
             let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
             let s = t.size();
             let pu = t.has(PREV_USED) as u64 * PREV_USED;
-            let used = if s - need >= MIN_BLOCK {
+            let used = if s - need >= MIN_BLOCK || (broken!(SplitSliver) && s - need >= 16) {
                 set_header(b, Tag::new(need, USED | pu));
                 let r = b.add(need);
                 let rt = Tag::new(s - need, PREV_USED);
@@ -384,7 +428,9 @@ impl<S: Source> Heap<S> {
             } else {
                 let next = b.add(s);
                 let nt = header(next).ok_or_else(|| corrupt(Call::Malloc, next))?;
-                set_header(next, nt.with(PREV_USED, true));
+                if !broken!(PlaceNoPrevUsed) {
+                    set_header(next, nt.with(PREV_USED, true));
+                }
                 set_header(b, Tag::new(s, USED | pu));
                 s
             };
@@ -552,7 +598,10 @@ impl<S: Source> Heap<S> {
         let p = align_up(m as usize + 16, align).ok_or(Error::OutOfMemory)?;
         let h = (p - 8) as *mut u8;
         let lead = h as usize - m as usize;
-        let t = Tag::new(len - lead - 8, USED | MAPPED);
+        let t = Tag::new(
+            len - lead - 8 + if broken!(LargeUsableLong) { 16 } else { 0 },
+            USED | MAPPED,
+        );
         // SAFETY: the lead word and header lie inside the fresh mapping (p + n <= m + len).
         unsafe {
             h.sub(8).cast::<usize>().write(lead);
@@ -620,6 +669,9 @@ impl<S: Source> Heap<S> {
             }
             return Ok(Found::Chunk(h, t));
         }
+        if self.unmapped.contains(&a) {
+            return Err(misuse(call, MisuseKind::DoubleFree, p));
+        }
         Err(misuse(call, MisuseKind::InvalidPointer, p))
     }
 
@@ -683,6 +735,8 @@ impl<S: Source> Heap<S> {
                 self.stats.mmap_bytes -= len;
                 // SAFETY: the whole mapping was ours and is unused now.
                 unsafe { self.source.unmap(m, len) };
+                self.unmapped[self.unmapped_next] = payload(h) as usize;
+                self.unmapped_next = (self.unmapped_next + 1) % UNMAPPED;
                 let c = &mut self.config;
                 if c.dynamic_threshold && len > c.mmap_threshold && len <= MMAP_THRESHOLD_MAX {
                     c.mmap_threshold = len;
@@ -718,7 +772,7 @@ impl<S: Source> Heap<S> {
                 total += pt.size();
                 pu = pt.has(PREV_USED);
             }
-            let next_free = !nt.has(USED) && !nt.has(FENCE);
+            let next_free = !nt.has(USED) && !nt.has(FENCE) && !broken!(NoCoalesceNext);
             if next_free && nt.size() < MIN_BLOCK {
                 return Err(corrupt(call, next));
             }
@@ -768,7 +822,11 @@ impl<S: Source> Heap<S> {
     /// As described: the top segment's last block is free, unlinked and `total` bytes long.
     unsafe fn trim(&mut self, total: usize) -> usize {
         let keep = MIN_BLOCK + self.config.top_pad;
-        let release = total.saturating_sub(keep) & !(PAGE - 1);
+        let release = if broken!(TrimSmallPad) && self.config.top_pad < PAGE {
+            align_up(total.saturating_sub(keep), PAGE).unwrap_or(0)
+        } else {
+            total.saturating_sub(keep) & !(PAGE - 1)
+        };
         if release == 0 {
             return total;
         }

@@ -15,14 +15,33 @@
 
 #![warn(missing_docs)]
 
+/// Whether the planted defect `Variant::$v` of [`broken`] is switched on: `false`, at no cost,
+/// unless the crate is built with the `broken` feature.
+macro_rules! broken {
+    ($v:ident) => {{
+        #[cfg(feature = "broken")]
+        {
+            crate::broken::on(crate::broken::Variant::$v)
+        }
+        #[cfg(not(feature = "broken"))]
+        {
+            false
+        }
+    }};
+}
+
 pub mod addrmap;
 mod binning;
 mod block;
+#[cfg(feature = "broken")]
+pub mod broken;
 pub mod cache;
 mod error;
 mod family;
+mod fork;
 pub mod global;
 pub mod heap;
+mod link;
 mod lock;
 pub mod os;
 pub mod source;

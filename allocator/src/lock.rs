@@ -1,74 +1,124 @@
-//! A mutex that never allocates: one atomic word and the `futex` system call.
+//! A mutex that never allocates: one atomic word that names its owner, and the `futex` system call.
 //!
-//! States: 0 unlocked, 1 locked, 2 locked with waiters. Taking the lock is one compare-and-swap when
-//! it is free; a contended lock spins briefly, then sleeps in the kernel. It can be reset to
-//! unlocked in a child after `fork`, where the thread that held it no longer exists.
+//! The word is 0 when the lock is free, and otherwise the owner's thread pointer
+//! ([`os::thread_pointer`], at least 16-aligned) with bit 0 set when other threads may be waiting.
+//! Taking a free lock is one compare-and-swap that also records the owner, so there is no instant at
+//! which the lock is held but its owner unknown: a signal handler that interrupts the owner anywhere
+//! can ask [`Lock::held_by_me`] and get the truth. `fork` needs this (see `global`'s fork handlers):
+//! a handler that forks while its thread is inside `malloc` must not wait for its own lock.
+//!
+//! Waiters sleep with `FUTEX_WAIT` on the word's low 32 bits. That half alone does not name the
+//! owner, but it is enough to sleep on: a waiter sleeps only while the waiting bit, which is in the
+//! low half, is set, and whoever holds the lock with that bit set wakes a waiter when it unlocks.
+//!
+//! In a child after `fork` the lock can be reset to free, where the thread that held it (the fork
+//! handler's thread, or one that no longer exists) will not release it.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use crate::os;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-/// A futex-based lock without allocation, poisoning or panics.
+/// Bit 0 of the word: the lock is held and a thread may be waiting for it.
+const WAITING: u64 = 1;
+
+/// A futex-based lock without allocation, poisoning or panics, that knows its owner.
 #[derive(Debug, Default)]
 pub struct Lock {
-    state: AtomicU32,
+    word: AtomicU64,
+}
+
+/// The calling thread's name in a lock word.
+#[inline(always)]
+fn me() -> u64 {
+    os::thread_pointer() as u64 & !WAITING
 }
 
 impl Lock {
     /// An unlocked lock.
     pub const fn new() -> Lock {
         Lock {
-            state: AtomicU32::new(0),
+            word: AtomicU64::new(0),
         }
     }
 
-    /// Takes the lock, waiting as long as needed.
+    /// Takes the lock, waiting as long as needed. Taking a lock the calling thread holds already
+    /// waits forever: check [`held_by_me`](Lock::held_by_me) first where that can happen.
     #[inline]
     pub fn lock(&self) {
+        let me = me();
         if self
-            .state
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .word
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            self.lock_contended();
+            self.lock_contended(me);
         }
+    }
+
+    /// Takes the lock if it is free; returns whether it did.
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        self.word
+            .compare_exchange(0, me(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     #[cold]
-    fn lock_contended(&self) {
+    fn lock_contended(&self, me: u64) {
         for _ in 0..100 {
             core::hint::spin_loop();
-            if self.state.load(Ordering::Relaxed) == 0
+            if self.word.load(Ordering::Relaxed) == 0
                 && self
-                    .state
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .word
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
                 return;
             }
         }
-        while self.state.swap(2, Ordering::Acquire) != 0 {
-            // SAFETY: FUTEX_WAIT on our own aligned atomic word; it returns at once if the word is
-            // no longer 2.
+        loop {
+            let w = self.word.load(Ordering::Relaxed);
+            if w == 0 {
+                // Taken with the waiting bit: another thread may still sleep on the word.
+                if self
+                    .word
+                    .compare_exchange(0, me | WAITING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if w & WAITING == 0
+                && self
+                    .word
+                    .compare_exchange(w, w | WAITING, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            // SAFETY: FUTEX_WAIT on the low half of our own aligned atomic word; it returns at once
+            // if that half no longer holds the value with the waiting bit.
             unsafe {
                 libc::syscall(
                     libc::SYS_futex,
-                    self.state.as_ptr(),
+                    self.futex_word(),
                     libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                    2u32,
+                    (w | WAITING) as u32,
                     core::ptr::null::<libc::timespec>(),
                 );
             }
         }
     }
 
-    /// Releases the lock.
+    /// Releases the lock (the caller holds it).
     #[inline]
     pub fn unlock(&self) {
-        if self.state.swap(0, Ordering::Release) == 2 {
-            // SAFETY: FUTEX_WAKE on our own aligned atomic word.
+        if self.word.swap(0, Ordering::Release) & WAITING != 0 {
+            // SAFETY: FUTEX_WAKE on the low half of our own aligned atomic word.
             unsafe {
                 libc::syscall(
                     libc::SYS_futex,
-                    self.state.as_ptr(),
+                    self.futex_word(),
                     libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
                     1,
                 );
@@ -76,10 +126,27 @@ impl Lock {
         }
     }
 
+    /// Whether the calling thread holds the lock. Exact at any instant, also in a signal handler
+    /// that interrupted the owner (ownership is taken and given up in one atomic step).
+    #[inline]
+    pub fn held_by_me(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & !WAITING == me()
+    }
+
+    /// The 32-bit half of the word that holds the waiting bit, for the futex calls.
+    fn futex_word(&self) -> *mut u32 {
+        let p = self.word.as_ptr().cast::<u32>();
+        if cfg!(target_endian = "big") {
+            p.wrapping_add(1)
+        } else {
+            p
+        }
+    }
+
     /// Forces the lock to unlocked: only for a child process after `fork`, where the lock was held
     /// by the forking thread (the `prepare` handler) and no other thread exists.
     pub fn reset_after_fork(&self) {
-        self.state.store(0, Ordering::Relaxed);
+        self.word.store(0, Ordering::Relaxed);
     }
 }
 
@@ -112,5 +179,20 @@ mod tests {
         }
         // SAFETY: all threads joined.
         assert_eq!(unsafe { *s.1.get() }, 80_000);
+    }
+
+    #[test]
+    fn knows_its_owner() {
+        let l = std::sync::Arc::new(Lock::new());
+        assert!(!l.held_by_me());
+        l.lock();
+        assert!(l.held_by_me());
+        let other = l.clone();
+        let seen = std::thread::spawn(move || other.held_by_me())
+            .join()
+            .unwrap();
+        assert!(!seen, "another thread does not hold it");
+        l.unlock();
+        assert!(!l.held_by_me());
     }
 }

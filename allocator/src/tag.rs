@@ -90,12 +90,6 @@ impl Tag {
         self.bits | (check(addr, self.bits) << 48)
     }
 
-    /// The size and flags of `word`, without checking it (for scans that check before use).
-    #[inline]
-    pub const fn decode_unchecked(word: u64) -> Tag {
-        Tag { bits: word & LOW }
-    }
-
     /// The tag stored as `word` at `addr`, or `None` if the word's check does not match.
     #[inline]
     pub const fn decode(addr: usize, word: u64) -> Option<Tag> {

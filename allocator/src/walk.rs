@@ -3,7 +3,8 @@
 //!
 //! It reads the whole heap, so it costs time proportional to the heap: the suite runs it after
 //! every operation; production code never does. It allocates nothing, so it can run inside the
-//! global allocator's lock.
+//! global allocator's lock. It never follows a link or a size it has not bounds-checked first, so
+//! a heap corrupted by a stray write is reported, not crashed on.
 
 use crate::binning::{self, bin_of, NBINS};
 use crate::block::{footer_before, header};
@@ -25,7 +26,7 @@ pub struct Corruption {
 }
 
 /// The invariants' short names, by number.
-pub const INVARIANTS: [&str; 10] = [
+pub const INVARIANTS: [&str; 12] = [
     "",
     "every tag carries a valid check",
     "blocks are well formed and tile their segment",
@@ -36,6 +37,8 @@ pub const INVARIANTS: [&str; 10] = [
     "large chunks are well formed",
     "statistics agree with the heap",
     "fresh memory reads as zero",
+    "cached blocks are allocated blocks of their class",
+    "free-list links are protected and lead to free blocks of their bin",
 ];
 
 impl fmt::Display for Corruption {
@@ -155,24 +158,25 @@ impl<S: Source> Heap<S> {
                     }
                     Some(_) => {}
                 }
-                free_per_bin[bin_of(size)] += 1;
+                let bin = bin_of(size);
+                free_per_bin[bin] += 1;
                 // SAFETY: a free block of at least MIN_BLOCK bytes has its links.
                 let (next, prev) =
                     unsafe { (binning::next(b as *mut u8), binning::prev(b as *mut u8)) };
-                // SAFETY: link targets are read only after checking they are free blocks' headers
-                // (their own check bits), which keeps the reads inside our segments.
+                if !self.free_link_ok(next, bin) || !self.free_link_ok(prev, bin) {
+                    return broken(
+                        11,
+                        b,
+                        "a link, revealed, is not null nor a free block of its bin",
+                    );
+                }
+                // SAFETY: both links were just checked to be null or free blocks of the heap.
                 let linked_back = unsafe {
-                    (prev.is_null() && self.bins.head(bin_of(size)) == b as *mut u8)
-                        || (!prev.is_null()
-                            && header(prev).is_some_and(|pt| !pt.has(USED))
-                            && binning::next(prev) == b as *mut u8)
+                    (prev.is_null() && self.bins.head(bin) == b as *mut u8)
+                        || (!prev.is_null() && binning::next(prev) == b as *mut u8)
                 };
                 // SAFETY: as above.
-                let linked_fwd = unsafe {
-                    next.is_null()
-                        || (header(next).is_some_and(|nt| !nt.has(USED))
-                            && binning::prev(next) == b as *mut u8)
-                };
+                let linked_fwd = unsafe { next.is_null() || binning::prev(next) == b as *mut u8 };
                 if !linked_back || !linked_fwd {
                     return broken(6, b, "free block is not consistently linked in its bin");
                 }
@@ -195,7 +199,14 @@ impl<S: Source> Heap<S> {
                         "bin holds more blocks than the heap has free",
                     );
                 }
-                // SAFETY: b was reached through links just checked to point at free blocks.
+                if !self.free_link_ok(b, bin) && !b.is_null() {
+                    // Not a valid free block of this bin: say which invariant, without reading
+                    // memory that may not be the heap's.
+                    if (b as usize) % 16 != 8 || !self.owns(b as usize, MIN_BLOCK) {
+                        return broken(11, b as usize, "free list leads outside the heap");
+                    }
+                }
+                // SAFETY: b lies inside the heap's memory (checked above, or a bin head).
                 let Some(t) = (unsafe { header(b) }) else {
                     return broken(6, b as usize, "free list points at a bad header");
                 };

@@ -1,9 +1,16 @@
 //! Fuzz bytes: the byte encoding of traces that libFuzzer mutates.
 //!
-//! Decoding reads the bytes through [`arbitrary::Unstructured`], one op after another until the bytes
-//! run out, then applies [`Trace::fixup`] for the target's dialect. Deterministic: same bytes and
+//! Decoding reads the bytes through [`arbitrary::Unstructured`]: first the trace's [`Tunables`], then
+//! one op after another until the bytes run out; then it applies [`Trace::fixup`] for the target's
+//! dialect. Deterministic: same bytes and
 //! dialect, same trace. Every byte string decodes (missing bytes read as zero). One byte format
 //! serves every fuzz target; a target's dialect only decides which ops survive the fixup.
+//!
+//! Layout of the tunables: a byte `m`; `m < 0x80` keeps every default (half of all inputs). Else
+//! bit `i` of `m` says that field `i` follows, in order: `mmap_threshold`, `trim_threshold`,
+//! `top_pad` (numbers drawn from [`CORNERS`]), `trim_delay` (a small count), `dynamic_threshold`
+//! (a byte, odd for on) and `cache_limit` (a small count). A small count is a byte `b`:
+//! `SMALL_CORNERS[b % len]` below `0x80`, else `b - 0x80`.
 //!
 //! Layout of one op: an opcode byte (`OPCODES[b % 32]`, weighted towards `malloc`, `free` and
 //! `realloc`), then its fields in [`Op`] order:
@@ -21,8 +28,9 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::op::{
     BadCall, BadPtr, Dialect, Foreign, Op, Trace, ALIGNS, MAX_FAIL_NEXT, MAX_OVERWRITE, MAX_SLOTS,
-    SIZES,
+    MAX_THREADS, SIZES,
 };
+use crate::tunables::{Tunables, CORNERS, SMALL_CORNERS};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -39,10 +47,13 @@ enum Kind {
     Overwrite,
     FailNext,
     ForeignSbrk,
+    Thread,
+    ThreadExit,
+    Fork,
 }
 
-/// Opcode byte modulo 32 to kind; repeated kinds are drawn more often.
-const OPCODES: [Kind; 32] = {
+/// Opcode byte modulo 40 to kind; repeated kinds are drawn more often.
+const OPCODES: [Kind; 40] = {
     use Kind::*;
     [
         Malloc,
@@ -77,6 +88,14 @@ const OPCODES: [Kind; 32] = {
         FailNext,
         FailNext,
         ForeignSbrk,
+        Thread,
+        Thread,
+        Thread,
+        Thread,
+        Malloc,
+        Free,
+        ThreadExit,
+        Fork,
     ]
 };
 
@@ -114,6 +133,44 @@ fn number(u: &mut Unstructured<'_>, table: &[usize]) -> usize {
             u64::from_le_bytes(v) as usize
         }
     }
+}
+
+fn small(u: &mut Unstructured<'_>) -> u8 {
+    let b = byte(u);
+    if b < 0x80 {
+        SMALL_CORNERS[usize::from(b) % SMALL_CORNERS.len()]
+    } else {
+        b - 0x80
+    }
+}
+
+fn tunables(u: &mut Unstructured<'_>) -> Tunables {
+    let m = byte(u);
+    let mut t = Tunables::default();
+    if m < 0x80 {
+        return t;
+    }
+    let has = |bit: u8| m & (1 << bit) != 0;
+    let size = |u: &mut Unstructured<'_>| Some(number(u, CORNERS).min(u32::MAX as usize) as u32);
+    if has(0) {
+        t.mmap_threshold = size(u);
+    }
+    if has(1) {
+        t.trim_threshold = size(u);
+    }
+    if has(2) {
+        t.top_pad = size(u);
+    }
+    if has(3) {
+        t.trim_delay = Some(small(u));
+    }
+    if has(4) {
+        t.dynamic_threshold = Some(byte(u) % 2 == 1);
+    }
+    if has(5) {
+        t.cache_limit = Some(small(u));
+    }
+    t
 }
 
 fn op(u: &mut Unstructured<'_>) -> Op {
@@ -177,16 +234,22 @@ fn op(u: &mut Unstructured<'_>) -> Op {
         Kind::ForeignSbrk => Op::ForeignSbrk {
             bytes: number(u, SIZES),
         },
+        Kind::Thread => Op::Thread {
+            thread: usize::from(byte(u)) % MAX_THREADS,
+        },
+        Kind::ThreadExit => Op::ThreadExit,
+        Kind::Fork => Op::Fork,
     }
 }
 
 /// Decodes all remaining bytes of `u` as a trace of `dialect` (see the module docs).
 pub fn decode_from(u: &mut Unstructured<'_>, dialect: Dialect) -> Trace {
+    let config = tunables(u);
     let mut ops = Vec::new();
     while !u.is_empty() && ops.len() < crate::op::MAX_OPS {
         ops.push(op(u));
     }
-    Trace::new(ops).fixed(dialect)
+    Trace::new(ops).with_config(config).fixed(dialect)
 }
 
 /// Decodes fuzz bytes as a trace of `dialect`.
@@ -220,6 +283,51 @@ fn kind_of(op: &Op) -> Kind {
         Op::Overwrite { .. } => Kind::Overwrite,
         Op::FailNext { .. } => Kind::FailNext,
         Op::ForeignSbrk { .. } => Kind::ForeignSbrk,
+        Op::Thread { .. } => Kind::Thread,
+        Op::ThreadExit => Kind::ThreadExit,
+        Op::Fork => Kind::Fork,
+    }
+}
+
+fn put_small(out: &mut Vec<u8>, v: u8) {
+    match SMALL_CORNERS.iter().position(|&c| c == v) {
+        Some(i) => out.push(i as u8),
+        None => out.push(0x80 + v.min(0x7f)),
+    }
+}
+
+fn put_tunables(out: &mut Vec<u8>, t: &Tunables) {
+    let fields = [
+        t.mmap_threshold.is_some(),
+        t.trim_threshold.is_some(),
+        t.top_pad.is_some(),
+        t.trim_delay.is_some(),
+        t.dynamic_threshold.is_some(),
+        t.cache_limit.is_some(),
+    ];
+    if !fields.contains(&true) {
+        out.push(0);
+        return;
+    }
+    let mask = fields
+        .iter()
+        .enumerate()
+        .fold(0x80u8, |m, (i, &on)| if on { m | 1 << i } else { m });
+    out.push(mask);
+    for v in [t.mmap_threshold, t.trim_threshold, t.top_pad]
+        .into_iter()
+        .flatten()
+    {
+        put_number(out, CORNERS, v as usize);
+    }
+    if let Some(v) = t.trim_delay {
+        put_small(out, v);
+    }
+    if let Some(on) = t.dynamic_threshold {
+        out.push(u8::from(on));
+    }
+    if let Some(v) = t.cache_limit {
+        put_small(out, v);
     }
 }
 
@@ -257,6 +365,7 @@ fn put_number(out: &mut Vec<u8>, table: &[usize], v: usize) {
 /// Encodes a fixed-up trace as fuzz bytes that [`decode`] turns back into the same trace.
 pub fn encode(trace: &Trace) -> Vec<u8> {
     let mut out = Vec::new();
+    put_tunables(&mut out, &trace.config);
     for op in &trace.ops {
         let kind = kind_of(op);
         let code = OPCODES.iter().position(|&k| k == kind).unwrap_or(0);
@@ -279,7 +388,6 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
                 put_number(&mut out, ALIGNS, align);
                 put_number(&mut out, SIZES, size);
             }
-            Op::Check => {}
             Op::Misuse { call, ptr } => {
                 match call {
                     BadCall::Free => out.push(0),
@@ -311,6 +419,8 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
             }
             Op::FailNext { count } => out.push((count.saturating_sub(1) % MAX_FAIL_NEXT) as u8),
             Op::ForeignSbrk { bytes } => put_number(&mut out, SIZES, bytes),
+            Op::Thread { thread } => out.push(thread as u8),
+            Op::ThreadExit | Op::Fork | Op::Check => {}
         }
     }
     out
@@ -336,6 +446,9 @@ mod tests {
             Kind::Overwrite,
             Kind::FailNext,
             Kind::ForeignSbrk,
+            Kind::Thread,
+            Kind::ThreadExit,
+            Kind::Fork,
         ] {
             assert!(OPCODES.contains(&k), "{k:?}");
         }
@@ -344,14 +457,34 @@ mod tests {
     #[test]
     fn empty_and_short_inputs_decode() {
         assert!(decode(&[], Dialect::All).is_empty());
+        assert!(decode(&[0], Dialect::All).is_empty());
         assert_eq!(
-            decode(&[0], Dialect::All).ops,
+            decode(&[0, 0], Dialect::All).ops,
             vec![Op::Malloc { slot: 0, size: 0 }]
         );
         assert_eq!(
-            decode(&[0, 0xf8], Dialect::All).ops,
+            decode(&[0, 0, 0xf8], Dialect::All).ops,
             vec![Op::Malloc { slot: 16, size: 0 }]
         );
+    }
+
+    #[test]
+    fn tunables_round_trip_and_reach_corners() {
+        let t = Trace::new(vec![Op::Thread { thread: 2 }, Op::Fork, Op::ThreadExit]).with_config(
+            Tunables {
+                mmap_threshold: Some(4096),
+                trim_threshold: Some(12345),
+                top_pad: Some(0),
+                trim_delay: Some(50),
+                dynamic_threshold: Some(false),
+                cache_limit: Some(1),
+            },
+        );
+        assert_eq!(decode(&encode(&t), Dialect::Threads), t);
+        // A set field drawn from the corner table takes two bytes.
+        let t = decode(&[0x84, 0], Dialect::Clean);
+        assert_eq!(t.config.top_pad, Some(CORNERS[0] as u32));
+        assert_eq!(t.config.mmap_threshold, None);
     }
 
     #[test]

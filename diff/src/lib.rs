@@ -18,6 +18,8 @@
 
 pub mod backend;
 pub mod bytes;
+pub mod corpus;
+pub mod deadly;
 pub mod differ;
 pub mod isolate;
 pub mod op;
@@ -25,8 +27,11 @@ pub mod report;
 pub mod runner;
 pub mod shadow;
 pub mod shrink;
+pub mod stress;
 pub mod targets;
 pub mod text;
+pub mod tunables;
 
 pub use op::{Dialect, Op, Trace};
 pub use report::{Failure, Report};
+pub use tunables::Tunables;

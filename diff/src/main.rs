@@ -13,7 +13,7 @@ use tagalloc_diff::backend::{Backend, Spec};
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
 use tagalloc_diff::shrink::{self, Budget};
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, runner, text, Report};
+use tagalloc_diff::{bytes, differ, isolate, runner, text, Report};
 
 const USAGE: &str = "\
 usage:
@@ -23,8 +23,11 @@ usage:
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
-B is tagalloc, libc, or the path of a shared object exporting malloc, free, calloc, realloc.
-T is ops, diff, misuse, faults (decides which ops survive; default: keep all).
+  tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
+B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
+exporting malloc, free, calloc, realloc.
+T is ops, diff, misuse, faults, trace_parse, locked, threads (decides which ops survive;
+default: keep all).
 A TRACE of - is standard input. Exit status: 0 clean, 1 an oracle fired, 2 bad input.";
 
 /// Bad input: exit 2 with this message (and the usage too, for a malformed command line).
@@ -57,6 +60,9 @@ struct Args {
     out: Option<String>,
     ops: usize,
     runs: usize,
+    threads: usize,
+    time: u64,
+    config: Option<String>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, Bad> {
@@ -68,6 +74,9 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
         out: None,
         ops: 0,
         runs: 5,
+        threads: 4,
+        time: 10,
+        config: None,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -86,15 +95,17 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
                 );
             }
             "-o" => a.out = Some(value("-o")?),
-            "--ops" | "--runs" => {
+            "--config" => a.config = Some(value("--config")?),
+            "--ops" | "--runs" | "--threads" | "--time" => {
                 let v = value(w)?;
                 let n = v
                     .parse()
                     .map_err(|_| usage(format!("{w}: not a number: `{v}`")))?;
-                if w == "--ops" {
-                    a.ops = n;
-                } else {
-                    a.runs = n.max(1);
+                match w.as_str() {
+                    "--ops" => a.ops = n,
+                    "--runs" => a.runs = n.max(1),
+                    "--threads" => a.threads = n.clamp(1, 64),
+                    _ => a.time = n as u64,
                 }
             }
             s if s.starts_with("--") => return Err(usage(format!("unknown option `{s}`"))),
@@ -121,7 +132,7 @@ fn read_trace(path: &str) -> Result<Trace, Bad> {
 }
 
 fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad> {
-    let b = spec.open(trace.dialect()).map_err(bad)?;
+    let b = spec.open(trace).map_err(bad)?;
     let caps = b.caps();
     let needs = |d: Dialect| trace.ops.iter().find(|op| op.dialect() == d);
     if let (Some(op), false) = (needs(Dialect::Misuse), caps.misuse) {
@@ -140,15 +151,17 @@ fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad>
 /// Runs one trace (single backend, or differential with `against`), without shrinking.
 fn check(a: &Args, path: &str, trace: &Trace) -> Result<Result<(), Report>, Bad> {
     let left = open(&a.backend, path, trace)?;
+    // In a forked child (a shared object's runs are anyway): a crash of the allocator is a report.
+    let iso = isolate::Isolation::default();
     Ok(match &a.against {
-        None => runner::run(left, trace),
+        None => isolate::run(left, trace, iso),
         Some(spec) => {
             if trace.dialect() != Dialect::Clean {
                 return Err(bad(format!(
                     "{path}: the differential runs clean traces only (no misuse or fault ops)"
                 )));
             }
-            differ::diff(left, open(spec, path, trace)?, trace)
+            isolate::diff(left, open(spec, path, trace)?, trace, iso)
         }
     })
 }
@@ -293,7 +306,7 @@ fn bench(a: &Args) -> Outcome {
         };
         let tagalloc = || {
             Spec::Tagalloc
-                .open(Dialect::Clean)
+                .open(&Trace::default())
                 .expect("tagalloc backend")
         };
         measure("tagalloc", &|t| runner::run(tagalloc(), t))?;
@@ -310,7 +323,38 @@ fn bench(a: &Args) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `stress`: the locked heap under real parallelism for a bounded time (see `stress.rs`).
+fn stress(a: &Args) -> Result<ExitCode, Bad> {
+    let time = std::time::Duration::from_secs(a.time);
+    // The tunables, as a trace's `config` line gives them.
+    let config = match &a.config {
+        None => tagalloc::Config::DEFAULT,
+        Some(words) => text::parse(&format!("config {words}"))
+            .map_err(|e| usage(format!("--config: {}", e.message)))?
+            .config
+            .config(),
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    match tagalloc_diff::stress::run(config, a.threads, time, seed) {
+        Ok(s) => {
+            println!(
+                "stress: ok ({} threads, {} s, {} calls, {} frees of another thread's blocks)",
+                a.threads, a.time, s.calls, s.remote_frees
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(m) => {
+            println!("stress: FAILED ({} threads, seed {seed}): {m}", a.threads);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(feature = "broken")]
+    tagalloc_diff::targets::select_broken_from_env();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = argv.split_first() else {
         eprintln!("{USAGE}");
@@ -329,6 +373,7 @@ fn main() -> ExitCode {
         "decode" => decode(&a),
         "encode" => encode(&a),
         "bench" => bench(&a),
+        "stress" => stress(&a),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -16,6 +16,8 @@
 
 use std::fmt;
 
+use crate::tunables::Tunables;
+
 /// Slots are numbered `0..MAX_SLOTS` (a million live blocks: enough for traces recorded from real
 /// programs by the preload library's `TAGALLOC_TRACE`).
 pub const MAX_SLOTS: usize = 1 << 20;
@@ -27,6 +29,9 @@ pub const MAX_OVERWRITE: usize = 8;
 pub const MAX_FAIL_NEXT: usize = 8;
 /// Most bytes one [`Op::ForeignSbrk`] moves the simulated break by.
 pub const MAX_FOREIGN_SBRK: usize = 1 << 20;
+
+/// Threads a trace of the threads dialect names: `0..MAX_THREADS`.
+pub const MAX_THREADS: usize = 4;
 
 /// `PTRDIFF_MAX`: every request above it must fail.
 pub const PTRDIFF_MAX: usize = isize::MAX as usize;
@@ -159,6 +164,21 @@ pub enum Op {
         /// Bytes taken by the foreign caller.
         bytes: usize,
     },
+    /// Threads dialect: the ops that follow run on thread `thread` (`< MAX_THREADS`), until the
+    /// next `Thread`. A trace starts on thread 0. The order of the ops *is* the schedule: each op
+    /// runs on its own thread while the others wait, so an interleaving replays and shrinks like
+    /// any other trace. Slots are shared: a block may be freed or resized by any thread.
+    Thread {
+        /// The thread that runs what follows.
+        thread: usize,
+    },
+    /// Threads dialect: the current thread exits (its cache goes back to the heap while other
+    /// threads may still hold its blocks); the next op on its number runs on a new thread.
+    ThreadExit,
+    /// Threads dialect: the current thread forks; the child checks its heap (the walker, every
+    /// live block's content, an allocation and a free of each size kind) and exits, and the parent
+    /// goes on.
+    Fork,
 }
 
 /// The call a [`Op::Misuse`] makes with its bad pointer.
@@ -237,6 +257,9 @@ pub enum Dialect {
     Misuse,
     /// Clean ops plus [`Op::FailNext`] and [`Op::ForeignSbrk`] (simulated memory source only).
     Faults,
+    /// Clean ops plus [`Op::Thread`], [`Op::ThreadExit`] and [`Op::Fork`] (tagalloc's locked heap
+    /// with its thread caches, ops handed to 2–4 threads one at a time).
+    Threads,
     /// Everything (text traces).
     All,
 }
@@ -255,6 +278,7 @@ impl Op {
         match self {
             Op::Misuse { .. } | Op::Overwrite { .. } => Dialect::Misuse,
             Op::FailNext { .. } | Op::ForeignSbrk { .. } => Dialect::Faults,
+            Op::Thread { .. } | Op::ThreadExit | Op::Fork => Dialect::Threads,
             _ => Dialect::Clean,
         }
     }
@@ -317,6 +341,9 @@ impl Op {
             Op::ForeignSbrk { bytes } => Op::ForeignSbrk {
                 bytes: bytes.min(MAX_FOREIGN_SBRK),
             },
+            Op::Thread { thread } => Op::Thread {
+                thread: thread % MAX_THREADS,
+            },
             Op::Misuse {
                 call,
                 ptr: BadPtr::Interior { slot, offset },
@@ -352,7 +379,10 @@ impl Op {
                 }
                 v
             }
-            Op::Free { .. } | Op::UsableSize { .. } | Op::Check => Vec::new(),
+            Op::Free { .. } | Op::UsableSize { .. } | Op::Check | Op::ThreadExit | Op::Fork => {
+                Vec::new()
+            }
+            Op::Thread { thread } => vec![thread],
         }
     }
 
@@ -368,6 +398,7 @@ impl Op {
             Op::Overwrite { len, .. } => *len = value,
             Op::FailNext { count } => *count = value,
             Op::ForeignSbrk { bytes } => *bytes = value,
+            Op::Thread { thread } => *thread = value,
             Op::Misuse { call, ptr } => {
                 let mut fields: Vec<&mut usize> = Vec::new();
                 if let BadCall::Realloc { size } = call {
@@ -380,7 +411,7 @@ impl Op {
                     *f = value;
                 }
             }
-            Op::Free { .. } | Op::UsableSize { .. } | Op::Check => {}
+            Op::Free { .. } | Op::UsableSize { .. } | Op::Check | Op::ThreadExit | Op::Fork => {}
         }
         op.fixed()
     }
@@ -389,14 +420,25 @@ impl Op {
 /// A sequence of operations: the unit every runner, encoder and shrinker works on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Trace {
+    /// The tunables the trace runs with (its `config` header line).
+    pub config: Tunables,
     /// The operations, run in order.
     pub ops: Vec<Op>,
 }
 
 impl Trace {
-    /// A trace of these ops (not yet fixed up).
+    /// A trace of these ops (not yet fixed up), in the default configuration.
     pub fn new(ops: Vec<Op>) -> Trace {
-        Trace { ops }
+        Trace {
+            config: Tunables::default(),
+            ops,
+        }
+    }
+
+    /// The same trace with these tunables.
+    pub fn with_config(mut self, config: Tunables) -> Trace {
+        self.config = config;
+        self
     }
 
     /// The one normalisation step, applied to every trace before it runs and by both decoders:
@@ -406,7 +448,8 @@ impl Trace {
     /// 3. bounded values are clamped: [`Op::Overwrite`] length to `1..=MAX_OVERWRITE`,
     ///    [`Op::FailNext`] count to `1..=MAX_FAIL_NEXT`, [`Op::ForeignSbrk`] bytes to
     ///    `..=MAX_FOREIGN_SBRK`, [`BadPtr::Interior`] offsets to at least 1;
-    /// 4. the trace is cut to [`MAX_OPS`] operations.
+    /// 4. the trace is cut to [`MAX_OPS`] operations;
+    /// 5. the tunables are brought into their ranges ([`Tunables::fixed`]).
     ///
     /// Sizes and alignments are never changed: hostile values are the point. Fixing up a fixed-up
     /// trace changes nothing.
@@ -416,6 +459,7 @@ impl Trace {
         for op in &mut self.ops {
             *op = op.fixed();
         }
+        self.config = self.config.fixed();
     }
 
     /// The trace after [`Trace::fixup`].
@@ -424,23 +468,23 @@ impl Trace {
         self
     }
 
+    /// Whether some op of the trace belongs to `dialect` (beyond the clean ops).
+    pub fn uses(&self, dialect: Dialect) -> bool {
+        self.ops.iter().any(|op| op.dialect() == dialect)
+    }
+
     /// The smallest dialect that holds every op of the trace.
     pub fn dialect(&self) -> Dialect {
-        let mut misuse = false;
-        let mut faults = false;
+        let mut found = Dialect::Clean;
         for op in &self.ops {
-            match op.dialect() {
-                Dialect::Misuse => misuse = true,
-                Dialect::Faults => faults = true,
-                _ => {}
+            match (found, op.dialect()) {
+                (_, Dialect::Clean) => {}
+                (Dialect::Clean, own) => found = own,
+                (now, own) if now == own => {}
+                _ => return Dialect::All,
             }
         }
-        match (misuse, faults) {
-            (false, false) => Dialect::Clean,
-            (true, false) => Dialect::Misuse,
-            (false, true) => Dialect::Faults,
-            (true, true) => Dialect::All,
-        }
+        found
     }
 
     /// Number of ops.
@@ -455,8 +499,12 @@ impl Trace {
 }
 
 impl fmt::Display for Trace {
-    /// Prints the trace as text, one op per line (see [`crate::text`]).
+    /// Prints the trace as text: its `config` line if it sets any tunable, then one op per line
+    /// (see [`crate::text`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.config.is_default() {
+            writeln!(f, "{}", crate::text::ConfigLine(&self.config))?;
+        }
         for op in &self.ops {
             writeln!(f, "{op}")?;
         }

@@ -126,6 +126,17 @@ pub enum Failure {
         /// Its message.
         message: String,
     },
+    /// A block the allocator keeps in a cache (no caller's) is live in the shadow: handed out
+    /// and cached at once.
+    CachedWhileLive {
+        /// The live block.
+        block: BlockRef,
+    },
+    /// A forked child found its heap broken, or died or hung checking it.
+    ForkChild {
+        /// What the child reported.
+        message: String,
+    },
     /// A misuse was not reported as it should be.
     MisuseMissed {
         /// The call, in C.
@@ -224,6 +235,8 @@ impl Failure {
             Failure::WrongErrno { .. } => "wrong-errno",
             Failure::UnexpectedReply { .. } => "unexpected-reply",
             Failure::HeapCheck { .. } => "heap-check",
+            Failure::CachedWhileLive { .. } => "cached-while-live",
+            Failure::ForkChild { .. } => "fork-child",
             Failure::MisuseMissed { .. } => "misuse-missed",
             Failure::Panic { .. } => "panic",
             Failure::Divergence { .. } => "divergence",
@@ -243,7 +256,8 @@ impl Failure {
             Failure::Misaligned { block, .. }
             | Failure::ContentChanged { block, .. }
             | Failure::CallocNotZero { block, .. }
-            | Failure::UsableTooSmall { block, .. } => vec![*block],
+            | Failure::UsableTooSmall { block, .. }
+            | Failure::CachedWhileLive { block } => vec![*block],
             _ => Vec::new(),
         }
     }
@@ -328,6 +342,10 @@ impl fmt::Display for Failure {
             }
             Failure::UnexpectedReply { call, reply } => write!(f, "{call} answered {reply}"),
             Failure::HeapCheck { message } => write!(f, "heap walker: {message}"),
+            Failure::CachedWhileLive { block } => {
+                write!(f, "a live block is also in the allocator's cache: {block}")
+            }
+            Failure::ForkChild { message } => write!(f, "after fork: {message}"),
             Failure::MisuseMissed {
                 call,
                 expected,

@@ -4,7 +4,8 @@
 //! shrinker does not slide from one bug to another. Passes, repeated until none helps or the
 //! budget runs out: cut everything after the failing op; drop chunks of ops (halving the chunk
 //! size, as delta debugging does); drop every op naming one slot; make numbers smaller (sizes,
-//! counts, alignments, towards 0 and round values); renumber slots from 0 in order of first use.
+//! counts, alignments, towards 0 and round values); renumber slots from 0 in order of first use;
+//! put the trace's tunables back to their defaults one by one.
 //! Every accepted candidate failed when run, so the result always still fails, and it is never
 //! longer than the input.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::op::{Op, Trace};
 use crate::report::Report;
+use crate::tunables::Tunables;
 
 /// How much work a shrink may do.
 #[derive(Clone, Copy, Debug)]
@@ -64,10 +66,36 @@ impl Shrinker<'_> {
         }
     }
 
+    /// A candidate: `ops` in the best trace's configuration.
+    fn with_ops(&self, ops: Vec<Op>) -> Trace {
+        Trace::new(ops).with_config(self.best.config)
+    }
+
+    /// Puts each tunable back to its default, one at a time.
+    fn default_tunables(&mut self) -> bool {
+        let mut changed = false;
+        let clears: [fn(&mut Tunables); 6] = [
+            |t| t.mmap_threshold = None,
+            |t| t.trim_threshold = None,
+            |t| t.top_pad = None,
+            |t| t.trim_delay = None,
+            |t| t.dynamic_threshold = None,
+            |t| t.cache_limit = None,
+        ];
+        for clear in clears {
+            let mut config = self.best.config;
+            clear(&mut config);
+            if config != self.best.config {
+                changed |= self.try_keep(self.best.clone().with_config(config));
+            }
+        }
+        changed
+    }
+
     fn cut_after_failure(&mut self) -> bool {
         let keep = self.report.index + 1;
         if keep < self.best.len() {
-            let t = Trace::new(self.best.ops[..keep].to_vec());
+            let t = self.with_ops(self.best.ops[..keep].to_vec());
             return self.try_keep(t);
         }
         false
@@ -82,7 +110,7 @@ impl Shrinker<'_> {
                 let mut ops = self.best.ops.clone();
                 let end = (i + chunk).min(ops.len());
                 ops.drain(i..end);
-                if self.try_keep(Trace::new(ops)) {
+                if self.try_keep(self.with_ops(ops)) {
                     changed = true;
                 } else {
                     i += chunk;
@@ -104,7 +132,7 @@ impl Shrinker<'_> {
                 .filter(|op| op.slot() != Some(s))
                 .copied()
                 .collect();
-            changed |= self.try_keep(Trace::new(ops));
+            changed |= self.try_keep(self.with_ops(ops));
         }
         changed
     }
@@ -120,7 +148,7 @@ impl Shrinker<'_> {
                     }
                     let mut ops = self.best.ops.clone();
                     ops[i] = ops[i].with_number(j, c);
-                    if ops[i] != self.best.ops[i] && self.try_keep(Trace::new(ops)) {
+                    if ops[i] != self.best.ops[i] && self.try_keep(self.with_ops(ops)) {
                         changed = true;
                         break;
                     }
@@ -144,7 +172,7 @@ impl Shrinker<'_> {
                 None => *op,
             })
             .collect();
-        self.try_keep(Trace::new(ops))
+        self.try_keep(self.with_ops(ops))
     }
 }
 
@@ -198,6 +226,7 @@ pub fn shrink(
         changed |= s.drop_slots();
         changed |= s.smaller_numbers();
         changed |= s.renumber_slots();
+        changed |= s.default_tunables();
         if !changed || s.exhausted() {
             break;
         }

@@ -8,7 +8,12 @@
 //! | [`diff`] | fuzz bytes, [`Dialect::Clean`] | tagalloc against libc, differential |
 //! | [`misuse`] | fuzz bytes, [`Dialect::Misuse`] | tagalloc; every misuse must be reported as the right error, nothing else may be |
 //! | [`faults`] | fuzz bytes, [`Dialect::Faults`] | tagalloc on a simulated source, with injected OS failures and foreign `sbrk`: success is correct or failure is a clean `ENOMEM`, heap always valid |
+//! | [`locked`] | fuzz bytes, [`Dialect::Clean`] | tagalloc as programs link it: the locked heap with thread caches, transfer cache and lock-free paths; shadow model, heap walker and cache invariants after every op |
+//! | [`threads`] | fuzz bytes, [`Dialect::Threads`] | the locked heap on 1–4 threads scheduled by the trace, cross-thread frees, thread exits, `fork` with the child checking its heap |
 //! | [`trace_parse`] | text | the parser never panics; what it accepts prints back to the same trace |
+//!
+//! Every byte input starts with the trace's tunables ([`crate::bytes`]), so every target also
+//! fuzzes tagalloc's thresholds, pads and cache limits.
 //!
 //! A fuzz target calls [`fuzz`] (which panics with the report, minimal trace included):
 //!
@@ -23,9 +28,11 @@
 use std::time::Duration;
 
 use crate::backend::libc::LibcBackend;
-use crate::backend::tagalloc::for_dialect;
+use crate::backend::tagalloc::for_trace;
 use crate::bytes;
+use crate::deadly;
 use crate::differ;
+use crate::isolate::{self, Isolation};
 use crate::op::{Dialect, Trace};
 use crate::report::{Failure, Report};
 use crate::runner;
@@ -38,9 +45,13 @@ pub const SHRINK_BUDGET: Budget = Budget {
     time: Duration::from_secs(15),
 };
 
-/// The five fuzz targets.
+/// The fuzz targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
+    /// See [`locked`].
+    Locked,
+    /// See [`threads`].
+    Threads,
     /// See [`ops`].
     Ops,
     /// See [`diff`].
@@ -55,12 +66,14 @@ pub enum Target {
 
 impl Target {
     /// Every target, in a fixed order.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 7] = [
         Target::Ops,
         Target::Diff,
         Target::Misuse,
         Target::Faults,
         Target::TraceParse,
+        Target::Locked,
+        Target::Threads,
     ];
 
     /// The target's name (its `fuzz/fuzz_targets/NAME.rs` and `corpus/NAME/`).
@@ -71,6 +84,8 @@ impl Target {
             Target::Misuse => "misuse",
             Target::Faults => "faults",
             Target::TraceParse => "trace_parse",
+            Target::Locked => "locked",
+            Target::Threads => "threads",
         }
     }
 
@@ -82,7 +97,8 @@ impl Target {
     /// The dialect its fuzz bytes decode in (`None`: the input is text).
     pub fn dialect(self) -> Option<Dialect> {
         match self {
-            Target::Ops | Target::Diff => Some(Dialect::Clean),
+            Target::Ops | Target::Diff | Target::Locked => Some(Dialect::Clean),
+            Target::Threads => Some(Dialect::Threads),
             Target::Misuse => Some(Dialect::Misuse),
             Target::Faults => Some(Dialect::Faults),
             Target::TraceParse => None,
@@ -114,14 +130,39 @@ impl Target {
         }
     }
 
+    /// Runs the target on one input as [`Target::run`] does, but the input and every candidate of
+    /// the shrinker in a forked child: a crash of the allocator is a report too.
+    pub fn run_isolated(self, data: &[u8]) -> Result<(), Report> {
+        let trace = self.decode(data);
+        let mut test = |t: &Trace| self.check_isolated(t);
+        match test(&trace) {
+            Ok(()) => Ok(()),
+            Err(first) => Err(shrink::shrink(&trace, SHRINK_BUDGET, &mut test).unwrap_or(first)),
+        }
+    }
+
+    /// Runs a trace once as [`Target::check`] does, in a forked child, so a crash is a report.
+    pub fn check_isolated(self, trace: &Trace) -> Result<(), Report> {
+        let iso = Isolation::default();
+        match self {
+            Target::Diff => isolate::diff(for_trace(trace, false), LibcBackend::new(), trace, iso),
+            Target::TraceParse => round_trip(trace),
+            Target::Ops | Target::Misuse | Target::Faults => {
+                isolate::run(for_trace(trace, false), trace, iso)
+            }
+            Target::Locked | Target::Threads => isolate::run(for_trace(trace, true), trace, iso),
+        }
+    }
+
     /// Runs a trace once, without shrinking.
     pub fn check(self, trace: &Trace) -> Result<(), Report> {
         match self {
-            Target::Diff => differ::diff(for_dialect(Dialect::Clean), LibcBackend::new(), trace),
+            Target::Diff => differ::diff(for_trace(trace, false), LibcBackend::new(), trace),
             Target::TraceParse => round_trip(trace),
-            Target::Ops => runner::run(for_dialect(Dialect::Clean), trace),
-            Target::Misuse => runner::run(for_dialect(Dialect::Misuse), trace),
-            Target::Faults => runner::run(for_dialect(Dialect::Faults), trace),
+            Target::Ops | Target::Misuse | Target::Faults => {
+                runner::run(for_trace(trace, false), trace)
+            }
+            Target::Locked | Target::Threads => runner::run(for_trace(trace, true), trace),
         }
     }
 }
@@ -144,6 +185,16 @@ pub fn misuse(data: &[u8]) -> Result<(), Report> {
 /// `faults`: traces interleaved with failing OS requests and foreign break moves.
 pub fn faults(data: &[u8]) -> Result<(), Report> {
     Target::Faults.run(data)
+}
+
+/// `locked`: a trace on the locked heap with its thread caches, as programs link tagalloc.
+pub fn locked(data: &[u8]) -> Result<(), Report> {
+    Target::Locked.run(data)
+}
+
+/// `threads`: a trace on the locked heap, its ops handed to 1–4 threads in trace order.
+pub fn threads(data: &[u8]) -> Result<(), Report> {
+    Target::Threads.run(data)
 }
 
 /// `trace_parse`: arbitrary bytes as a text trace.
@@ -177,19 +228,78 @@ fn round_trip(t: &Trace) -> Result<(), Report> {
 }
 
 /// What a fuzz target calls: runs `target` on `data` and panics with the report if an oracle
-/// fires.
+/// fires. A panic inside the allocator is reported the same way ([`runner::quiet_guarded_panics`]),
+/// and so is a deadly signal, by a fresh process that replays the input in isolation
+/// ([`crate::deadly`]).
 pub fn fuzz(target: Target, data: &[u8]) {
-    if let Err(report) = target.run(data) {
+    runner::quiet_guarded_panics();
+    #[cfg(feature = "broken")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(select_broken_from_env);
+    }
+    if deadly::explaining() {
+        explain(target, data);
+    }
+    deadly::install();
+    deadly::arm(data);
+    let result = target.run(data);
+    deadly::disarm();
+    if let Err(report) = result {
+        deadly::reported();
         panic!("tagalloc-diff {} target:\n{report}", target.name());
     }
 }
 
-/// Replays a readable regression trace: on tagalloc (any dialect), and differentially against
-/// libc when it has only clean ops.
+/// Switches on the broken variant named by `TAGALLOC_BROKEN` (feature `broken`); an unknown
+/// name is an error that ends the process with the list of names.
+#[cfg(feature = "broken")]
+pub fn select_broken_from_env() {
+    use tagalloc::broken;
+    let Ok(name) = std::env::var("TAGALLOC_BROKEN") else {
+        return;
+    };
+    match broken::by_name(&name) {
+        Some(v) => broken::select(v),
+        None => {
+            let names: Vec<_> = broken::Variant::ALL.iter().map(|v| v.name()).collect();
+            eprintln!(
+                "TAGALLOC_BROKEN={name}: no such variant (correct, {})",
+                names.join(", ")
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Explains an input that crashed the fuzz target: runs it, and every candidate of the shrinker,
+/// in a forked child, prints the report, and ends the process.
+fn explain(target: Target, data: &[u8]) -> ! {
+    let text = match target.run_isolated(data) {
+        Ok(()) => format!(
+            "tagalloc-diff {} target: the input crashed the fuzzer, but not when replayed alone \
+             in a fresh child process (the crash needs the fuzzer's process state):\n{}",
+            target.name(),
+            target.decode(data)
+        ),
+        Err(report) => format!("tagalloc-diff {} target crashed:\n{report}", target.name()),
+    };
+    eprintln!("{text}");
+    // SAFETY: ends this helper process at once; libFuzzer's exit handlers would call a clean
+    // exit from inside the target a crash of its own.
+    unsafe { libc::_exit(0) }
+}
+
+/// Replays a readable regression trace: on tagalloc's core heap (unless it names threads), on
+/// the locked heap with its thread caches, and differentially against libc when it has only
+/// clean ops.
 pub fn replay(trace: &Trace) -> Result<(), Report> {
-    runner::run(for_dialect(trace.dialect()), trace)?;
+    if !trace.uses(Dialect::Threads) {
+        runner::run(for_trace(trace, false), trace)?;
+    }
+    runner::run(for_trace(trace, true), trace)?;
     if trace.dialect() == Dialect::Clean {
-        differ::diff(for_dialect(Dialect::Clean), LibcBackend::new(), trace)?;
+        differ::diff(for_trace(trace, false), LibcBackend::new(), trace)?;
     }
     Ok(())
 }

@@ -7,11 +7,18 @@
 //! posix_memalign SLOT ALIGN SIZE   aligned_alloc SLOT ALIGN SIZE    memalign SLOT ALIGN SIZE
 //! misuse CALL PTR                  overwrite SLOT LEN               (misuse dialect)
 //! fail_next COUNT                  foreign_sbrk BYTES               (faults dialect)
+//! thread N                         thread_exit                      fork (threads dialect)
 //! a SLOT SIZE   r SLOT SIZE   f SLOT                                (CS:APP malloc lab)
+//! config NAME=VALUE...             (header, before the first op; see below)
 //! CALL   = free | realloc SIZE | usable_size
 //! PTR    = freed SLOT | interior SLOT OFFSET | foreign stack|static|global|wild
 //! NUMBER = (DECIMAL | 0xHEX | SIZE_MAX | PTRDIFF_MAX) [+DECIMAL | -DECIMAL]
 //! ```
+//!
+//! The `config` header line sets the trace's [`Tunables`]: `mmap_threshold`, `trim_threshold`,
+//! `top_pad` (NUMBERs), `trim_delay`, `cache_limit` (small counts) and `dynamic_threshold`
+//! (`on`/`off`), e.g. `config mmap_threshold=4096 top_pad=0 trim_delay=0 cache_limit=1`.
+//! Unnamed tunables keep glibc's defaults; values beyond a tunable's range are an error.
 //!
 //! CS:APP malloc-lab trace files replay unchanged: their header (up to four lines holding one
 //! integer each: suggested heap size, number of ids, number of ops, weight) is accepted before the
@@ -25,8 +32,9 @@ use std::fmt;
 
 use crate::op::{
     BadCall, BadPtr, Foreign, Op, Trace, MAX_FAIL_NEXT, MAX_FOREIGN_SBRK, MAX_OVERWRITE, MAX_SLOTS,
-    PTRDIFF_MAX,
+    MAX_THREADS, PTRDIFF_MAX,
 };
+use crate::tunables::{self, Tunables};
 
 /// A malformed line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +77,7 @@ pub fn parse_bytes(data: &[u8]) -> Result<Trace, ParseError> {
 /// Parses a text trace.
 pub fn parse(text: &str) -> Result<Trace, ParseError> {
     let mut ops = Vec::new();
+    let mut config = None;
     let mut header_lines = 0;
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -86,6 +95,13 @@ pub fn parse(text: &str) -> Result<Trace, ParseError> {
             header_lines += 1;
             continue;
         }
+        if words[0] == "config" {
+            if !ops.is_empty() || config.is_some() {
+                return Err(error("`config` must come once, before the first op".into()));
+            }
+            config = Some(parse_config(&words[1..]).map_err(error)?);
+            continue;
+        }
         let op = parse_op(&words).map_err(error)?;
         if ops.len() >= crate::op::MAX_OPS {
             return Err(ParseError {
@@ -95,7 +111,95 @@ pub fn parse(text: &str) -> Result<Trace, ParseError> {
         }
         ops.push(op);
     }
-    Ok(Trace { ops })
+    Ok(Trace::new(ops).with_config(config.unwrap_or_default()))
+}
+
+/// The `NAME=VALUE` words of a `config` line.
+fn parse_config(words: &[&str]) -> Result<Tunables, String> {
+    let mut t = Tunables::default();
+    for w in words {
+        let (name, value) = w
+            .split_once('=')
+            .ok_or_else(|| format!("`{}` is not NAME=VALUE", shorten(w)))?;
+        let number = |max: usize| match parse_number(value) {
+            Some(v) if v <= max => Ok(v),
+            Some(v) => Err(format!("{name}={v} is above its limit {max}")),
+            None => Err(format!("bad value `{}` for {name}", shorten(value))),
+        };
+        let count = |max: u8, min: u8| -> Result<u8, String> {
+            let v = number(usize::from(max))?;
+            if v < usize::from(min) {
+                return Err(format!("{name}={v} is below its minimum {min}"));
+            }
+            Ok(v as u8)
+        };
+        // Every size limit fits in 32 bits.
+        let size = |max: usize| number(max).map(|v| Some(v as u32));
+        match name {
+            "mmap_threshold" => t.mmap_threshold = size(tagalloc::heap::MMAP_THRESHOLD_MAX)?,
+            "trim_threshold" => t.trim_threshold = size(tunables::MAX_TRIM_THRESHOLD)?,
+            "top_pad" => t.top_pad = size(tunables::MAX_TOP_PAD)?,
+            "trim_delay" => t.trim_delay = Some(count(tunables::MAX_TRIM_DELAY, 0)?),
+            "cache_limit" => t.cache_limit = Some(count(tunables::MAX_CACHE_LIMIT, 1)?),
+            "dynamic_threshold" => {
+                t.dynamic_threshold = Some(match value {
+                    "on" | "1" | "true" => true,
+                    "off" | "0" | "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "dynamic_threshold is on or off, not `{}`",
+                            shorten(value)
+                        ))
+                    }
+                })
+            }
+            _ => {
+                return Err(format!(
+                    "unknown tunable `{}` (mmap_threshold, trim_threshold, top_pad, trim_delay, \
+                     dynamic_threshold, cache_limit)",
+                    shorten(name)
+                ))
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// A word as an error message quotes it: at most 40 characters.
+fn shorten(w: &str) -> String {
+    match w.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &w[..i]),
+        None => w.to_string(),
+    }
+}
+
+/// A trace's `config` header line, as [`parse`] reads it back.
+pub struct ConfigLine<'a>(pub &'a Tunables);
+
+impl fmt::Display for ConfigLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        f.write_str("config")?;
+        for (name, v) in [
+            ("mmap_threshold", t.mmap_threshold),
+            ("trim_threshold", t.trim_threshold),
+            ("top_pad", t.top_pad),
+        ] {
+            if let Some(v) = v {
+                write!(f, " {name}={}", Number(v as usize))?;
+            }
+        }
+        if let Some(v) = t.trim_delay {
+            write!(f, " trim_delay={v}")?;
+        }
+        if let Some(on) = t.dynamic_threshold {
+            write!(f, " dynamic_threshold={}", if on { "on" } else { "off" })?;
+        }
+        if let Some(v) = t.cache_limit {
+            write!(f, " cache_limit={v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The words of one line, consumed left to right.
@@ -217,6 +321,11 @@ fn parse_op(words: &[&str]) -> Result<Op, String> {
         "foreign_sbrk" => Op::ForeignSbrk {
             bytes: w.bounded("a byte count", 0, MAX_FOREIGN_SBRK)?,
         },
+        "thread" => Op::Thread {
+            thread: w.bounded("a thread", 0, MAX_THREADS - 1)?,
+        },
+        "thread_exit" => Op::ThreadExit,
+        "fork" => Op::Fork,
         other => return Err(format!("unknown operation `{other}`")),
     };
     w.end()?;
@@ -331,6 +440,9 @@ impl fmt::Display for Op {
             Op::Overwrite { slot, len } => write!(f, "overwrite {slot} {len}"),
             Op::FailNext { count } => write!(f, "fail_next {count}"),
             Op::ForeignSbrk { bytes } => write!(f, "foreign_sbrk {}", n(bytes)),
+            Op::Thread { thread } => write!(f, "thread {thread}"),
+            Op::ThreadExit => f.write_str("thread_exit"),
+            Op::Fork => f.write_str("fork"),
         }
     }
 }
@@ -453,8 +565,37 @@ mod tests {
             Op::Overwrite { slot: 4, len: 8 },
             Op::FailNext { count: 2 },
             Op::ForeignSbrk { bytes: 4096 },
+            Op::Thread { thread: 3 },
+            Op::ThreadExit,
+            Op::Fork,
         ];
         let t = Trace::new(ops);
         assert_eq!(parse(&t.to_string()).unwrap(), t);
+        let t = t.with_config(Tunables {
+            mmap_threshold: Some(4096),
+            top_pad: Some(0),
+            trim_delay: Some(0),
+            dynamic_threshold: Some(false),
+            cache_limit: Some(1),
+            ..Tunables::default()
+        });
+        let text = t.to_string();
+        assert!(text.starts_with(
+            "config mmap_threshold=4096 top_pad=0 trim_delay=0 dynamic_threshold=off cache_limit=1\n"
+        ));
+        assert_eq!(parse(&text).unwrap(), t);
+    }
+
+    #[test]
+    fn config_errors_name_the_problem() {
+        let e = |t: &str| parse(t).unwrap_err().message;
+        assert_eq!(
+            e("malloc 0 1\nconfig top_pad=0"),
+            "`config` must come once, before the first op"
+        );
+        assert!(e("config top_pad=SIZE_MAX").contains("above its limit"));
+        assert!(e("config cache_limit=0").contains("below its minimum 1"));
+        assert!(e("config frob=1").starts_with("unknown tunable `frob`"));
+        assert!(e(&format!("config top_pad={}", "9".repeat(5000))).len() < 100);
     }
 }

@@ -13,6 +13,7 @@ mod bench;
 mod corpus;
 mod fuzz;
 mod test;
+mod variants;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ commands:
   corpus   regenerate the fuzz seed inputs in target/fuzz-seeds/ from the readable traces
   bench    time and peak RSS under glibc, tagalloc, jemalloc, mimalloc, tcmalloc
   fuzz     fuzz every target, report, turn crashes into readable regression traces
+  variants how fast the fuzz targets find tagalloc's deliberately broken variants, from the
+           hand-written seeds only
 
 `cargo xtask COMMAND --help` shows a command's options.
 
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("corpus") => corpus::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("variants") => variants::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

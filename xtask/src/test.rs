@@ -59,6 +59,42 @@ const STEPS: &[Step] = &[
         kind: Kind::Run("cargo", &["test", "--workspace"]),
     },
     Step {
+        name: "broken-variants",
+        what: "each deliberately broken variant of tagalloc is caught by the corpus replay",
+        kind: Kind::Run(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "tagalloc-diff",
+                "--features",
+                "broken",
+                "--test",
+                "variants",
+                "--",
+                "--nocapture",
+            ],
+        ),
+    },
+    Step {
+        name: "clippy-broken",
+        what: "clippy on tagalloc-diff with the broken variants compiled in",
+        kind: Kind::Run(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "tagalloc-diff",
+                "--features",
+                "broken",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    },
+    Step {
         name: "preload",
         what: "real programs on libtagalloc.so (allocator/preload/tests/programs.sh)",
         kind: Kind::Run("bash", &["allocator/preload/tests/programs.sh"]),

@@ -192,9 +192,26 @@ fn realloc_result(r: Result<Option<NonNull<u8>>, Error>) -> *mut c_void {
     }
 }
 
-/// C `realloc`.
+/// C `realloc`; `realloc(p, 0)` frees `p` and, like `free`, keeps `errno`.
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if size == 0 && !p.is_null() {
+        let saved = os::errno();
+        // SAFETY: forwarded contract.
+        let r = unsafe { realloc_any(p, size) };
+        os::set_errno(saved);
+        return r;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { realloc_any(p, size) }
+}
+
+/// `realloc` proper.
+///
+/// # Safety
+/// As for `realloc`.
+#[inline]
+unsafe fn realloc_any(p: *mut c_void, size: usize) -> *mut c_void {
     if trace::on() {
         let mut c = trace::enter();
         // SAFETY: as below.
@@ -223,7 +240,9 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize)
     realloc_result(unsafe { HEAP.reallocarray(p.cast(), count, size) })
 }
 
-/// C `posix_memalign`: returns 0, `EINVAL` or `ENOMEM`; `errno` is left alone.
+/// C `posix_memalign`: returns 0, `EINVAL` or `ENOMEM`. As glibc's: a refused alignment leaves
+/// `errno` alone; a failure to allocate also sets `errno` to `ENOMEM` (glibc's inner allocation
+/// sets it, and its `tst-malloc-thread-fail` checks it).
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     let saved = os::errno();
@@ -243,7 +262,11 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
             0
         }
         Err(Error::Misuse(m)) => die(Error::Misuse(m)),
-        Err(e) => e.errno(),
+        Err(Error::InvalidArgument) => libc::EINVAL,
+        Err(e) => {
+            os::set_errno(e.errno());
+            e.errno()
+        }
     }
 }
 

@@ -335,3 +335,19 @@ fn trimming_waits_for_the_top_to_stay_free() {
     assert_eq!(h.stats().trims, 0);
     f(&mut h, keep);
 }
+
+#[test]
+fn the_walker_reports_an_overwritten_free_link_without_following_it() {
+    let mut h = heap();
+    let a = m(&mut h, 3000);
+    let _guard = m(&mut h, 100);
+    let b = m(&mut h, 3000);
+    let _guard2 = m(&mut h, 100);
+    f(&mut h, a);
+    f(&mut h, b);
+    // A use after free writes a wild address over a freed block's links.
+    // SAFETY: a's payload is still mapped (its block is free in the heap); this is the misuse.
+    unsafe { a.cast::<usize>().write(0x4141_4141_4141_4140) };
+    let e = h.check().unwrap_err();
+    assert_eq!(e.invariant, 11, "{e}");
+}

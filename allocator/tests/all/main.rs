@@ -25,6 +25,7 @@ pub(crate) fn small_heap() -> Heap<Sim> {
             top_pad: 16 << 10,
             dynamic_threshold: false,
             trim_delay: 0,
+            ..Config::DEFAULT
         },
     )
 }

@@ -118,11 +118,20 @@ fn free_of_a_large_chunk_twice_or_inside() {
         MisuseKind::InvalidPointer,
         q as usize,
     );
+    // One page past the chunk's end: never touched, only judged.
+    let past = p.wrapping_add((1 << 20) + 4096);
+    expect(
+        bad_free(&mut h, past),
+        Call::Free,
+        MisuseKind::InvalidPointer,
+        past as usize,
+    );
     f(&mut h, p);
+    // Its memory is gone, but the heap remembers the chunks it unmapped last.
     expect(
         bad_free(&mut h, p),
         Call::Free,
-        MisuseKind::InvalidPointer,
+        MisuseKind::DoubleFree,
         p as usize,
     );
     walk(&h);
@@ -196,17 +205,43 @@ fn a_clobbered_free_block_is_caught_by_malloc() {
     // Use after free: scribble over the free block's header.
     // SAFETY: the memory belongs to the heap; corrupting it is the point.
     unsafe { a.sub(8).cast::<u64>().write(0x4141_4141_4141_4141) };
-    let r = h.malloc(100);
-    assert!(
-        matches!(
-            r,
-            Err(Error::Misuse(Misuse {
-                kind: MisuseKind::CorruptTag,
-                ..
-            }))
-        ),
-        "{r:?}"
-    );
+    let r = h.malloc(100).map(|_| ());
+    expect(r, Call::Malloc, MisuseKind::CorruptFree, a as usize);
+}
+
+/// A freed block of `n` bytes between two live ones, then words of its payload overwritten
+/// (`(word index, value)` pairs from `words`, given the payload), must make the next `malloc(n)`
+/// report it without following the overwritten links; the walker must see it first
+/// (invariant 11).
+fn use_after_free_of_links(n: usize, words: impl Fn(usize) -> Vec<(usize, usize)>) {
+    let mut h = heap();
+    let _before = m(&mut h, n);
+    let a = m(&mut h, n);
+    let _after = m(&mut h, n);
+    f(&mut h, a);
+    for (i, v) in words(a as usize) {
+        // SAFETY: writing into the freed payload (heap memory): the misuse under test.
+        unsafe { a.cast::<usize>().add(i).write(v) };
+    }
+    let c = h
+        .check()
+        .expect_err("the walker sees the overwritten links");
+    assert_eq!(c.invariant, 11, "{c}");
+    let r = h.malloc(n).map(|_| ());
+    expect(r, Call::Malloc, MisuseKind::CorruptFree, a as usize);
+}
+
+#[test]
+fn use_after_free_of_a_free_list_link_is_caught_before_it_is_followed() {
+    for n in [100, 3000] {
+        use_after_free_of_links(n, |_| vec![(0, 0x4141_4141_4141)]);
+        use_after_free_of_links(n, |_| vec![(1, 0)]);
+        use_after_free_of_links(n, |_| {
+            vec![(0, 0x4141_4141_4141_4141), (1, 0x4141_4141_4141_4141)]
+        });
+        // A planted pointer to another block of the heap: revealed, it points elsewhere.
+        use_after_free_of_links(n, |a| vec![(0, a - 8 - 2 * n)]);
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 pub mod dylib;
 pub mod libc;
+pub mod locked;
 pub mod tagalloc;
 
 use std::fmt;
@@ -128,6 +129,8 @@ pub enum MisuseKind {
     DoubleFree,
     /// A block's tag was overwritten.
     CorruptTag,
+    /// A freed block was written to: its links or tags failed their checks.
+    CorruptFree,
 }
 
 /// A misuse report from the allocator.
@@ -234,6 +237,34 @@ pub trait Backend {
     fn faults_pending(&self) -> bool {
         false
     }
+
+    /// Addresses of blocks the allocator holds in caches: allocated to its heap, yet no caller's
+    /// (the runner checks that none of them is live).
+    fn cached(&mut self) -> Vec<usize> {
+        Vec::new()
+    }
+
+    /// Makes the calls that follow run on thread `thread`; false if the backend has no threads.
+    fn switch_thread(&mut self, thread: usize) -> bool {
+        let _ = thread;
+        false
+    }
+
+    /// Ends the current thread (the next call on its number runs on a new one); false if the
+    /// backend has no threads.
+    fn exit_thread(&mut self) -> bool {
+        false
+    }
+
+    /// Forks from the current thread; the child checks its heap and runs `check` (the shadow's
+    /// view of the live blocks). `None` if the backend cannot fork.
+    fn fork(
+        &mut self,
+        check: &(dyn Fn() -> Result<(), String> + Sync),
+    ) -> Option<Result<(), String>> {
+        let _ = check;
+        None
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -259,13 +290,30 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     fn faults_pending(&self) -> bool {
         (**self).faults_pending()
     }
+    fn cached(&mut self) -> Vec<usize> {
+        (**self).cached()
+    }
+    fn switch_thread(&mut self, thread: usize) -> bool {
+        (**self).switch_thread(thread)
+    }
+    fn exit_thread(&mut self) -> bool {
+        (**self).exit_thread()
+    }
+    fn fork(
+        &mut self,
+        check: &(dyn Fn() -> Result<(), String> + Sync),
+    ) -> Option<Result<(), String>> {
+        (**self).fork(check)
+    }
 }
 
 /// How a backend is named on the command line: `tagalloc`, `libc` or a path to a shared object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Spec {
-    /// tagalloc on its own heap.
+    /// tagalloc on its own heap (the locked heap with thread caches when the trace names threads).
     Tagalloc,
+    /// tagalloc's locked heap with its thread caches, as programs link it.
+    Locked,
     /// The process's C allocator.
     Libc,
     /// A shared object loaded with `dlopen`.
@@ -273,21 +321,23 @@ pub enum Spec {
 }
 
 impl Spec {
-    /// Parses `tagalloc`, `libc`, or anything else as a path.
+    /// Parses `tagalloc`, `locked`, `libc`, or anything else as a path.
     pub fn parse(s: &str) -> Spec {
         match s {
             "tagalloc" => Spec::Tagalloc,
+            "locked" => Spec::Locked,
             "libc" => Spec::Libc,
             path => Spec::Dylib(path.to_string()),
         }
     }
 
-    /// A fresh backend for a trace of `dialect`: a new heap for tagalloc; for a shared object,
-    /// loaded once per process, a backend whose runs each go to a forked child, where they start
-    /// from the state the object had when loaded ([`Caps::global_state`]).
-    pub fn open(&self, dialect: crate::op::Dialect) -> Result<Box<dyn Backend>, String> {
+    /// A fresh backend for `trace`: a new heap in the trace's configuration for tagalloc; for a
+    /// shared object, loaded once per process, a backend whose runs each go to a forked child,
+    /// where they start from the state the object had when loaded ([`Caps::global_state`]).
+    pub fn open(&self, trace: &crate::op::Trace) -> Result<Box<dyn Backend>, String> {
         Ok(match self {
-            Spec::Tagalloc => tagalloc::for_dialect(dialect),
+            Spec::Tagalloc => tagalloc::for_trace(trace, false),
+            Spec::Locked => tagalloc::for_trace(trace, true),
             Spec::Libc => Box::new(libc::LibcBackend::new()),
             Spec::Dylib(path) => Box::new(dylib::DylibBackend::open(path)?),
         })
@@ -298,6 +348,7 @@ impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Spec::Tagalloc => f.write_str("tagalloc"),
+            Spec::Locked => f.write_str("locked"),
             Spec::Libc => f.write_str("libc"),
             Spec::Dylib(p) => f.write_str(p),
         }

@@ -12,7 +12,9 @@ use std::ptr::NonNull;
 use tagalloc::source::{Region, Reserved, Sim, Source};
 use tagalloc::{Call, Config, Error, Heap};
 
-use crate::op::Dialect;
+use crate::op::{Dialect, Trace};
+
+use super::locked::LockedBackend;
 
 use super::{
     Backend, Caps, Fault, Limits, Misuse, MisuseCall, MisuseKind, Reply, Request, EINVAL, ENOMEM,
@@ -155,8 +157,13 @@ impl TagallocBackend<Sim> {
 impl TagallocBackend<Reserved> {
     /// A heap over a private `mmap`-reserved break.
     pub fn reserved() -> Self {
+        Self::reserved_with_config(Config::DEFAULT)
+    }
+
+    /// As [`TagallocBackend::reserved`], with other thresholds.
+    pub fn reserved_with_config(config: Config) -> Self {
         TagallocBackend {
-            heap: Heap::new(Bounded::new(Reserved::new(), FOREIGN_REQUEST_LIMIT)),
+            heap: Heap::with_config(Bounded::new(Reserved::new(), FOREIGN_REQUEST_LIMIT), config),
             walk: true,
             limits: Limits::PROCESS,
         }
@@ -169,7 +176,25 @@ impl TagallocBackend<Reserved> {
 pub fn for_dialect(dialect: Dialect) -> Box<dyn Backend> {
     match dialect {
         Dialect::Faults | Dialect::All => Box::new(TagallocBackend::sim(SIM_CAPACITY)),
-        Dialect::Clean | Dialect::Misuse => Box::new(TagallocBackend::reserved()),
+        Dialect::Clean | Dialect::Misuse | Dialect::Threads => {
+            Box::new(TagallocBackend::reserved())
+        }
+    }
+}
+
+/// The tagalloc backend for `trace`, in the trace's configuration: the core [`Heap`] (as
+/// [`for_dialect`] picks it), or with `locked`, or whenever the trace names threads, the locked
+/// heap with its thread caches ([`LockedBackend`]), over a simulated break if the trace injects
+/// faults.
+pub fn for_trace(trace: &Trace, locked: bool) -> Box<dyn Backend> {
+    let config = trace.config.config();
+    let faults = trace.uses(Dialect::Faults);
+    let threads = trace.uses(Dialect::Threads);
+    match (locked || threads, faults) {
+        (true, true) => Box::new(LockedBackend::sim(config, threads)),
+        (true, false) => Box::new(LockedBackend::reserved(config, threads)),
+        (false, true) => Box::new(TagallocBackend::sim_with_config(SIM_CAPACITY, config)),
+        (false, false) => Box::new(TagallocBackend::reserved_with_config(config)),
     }
 }
 
@@ -202,12 +227,14 @@ fn misuse(m: tagalloc::Misuse) -> Reply {
             tagalloc::MisuseKind::InvalidPointer => MisuseKind::InvalidPointer,
             tagalloc::MisuseKind::DoubleFree => MisuseKind::DoubleFree,
             tagalloc::MisuseKind::CorruptTag => MisuseKind::CorruptTag,
+            tagalloc::MisuseKind::CorruptFree => MisuseKind::CorruptFree,
         },
         addr: m.addr,
     })
 }
 
-fn failed(e: Error) -> Reply {
+/// A failed call in C terms: NULL with `errno`, or the misuse tagalloc reported.
+pub(crate) fn failed(e: Error) -> Reply {
     match e {
         Error::OutOfMemory => Reply::Null { errno: ENOMEM },
         Error::InvalidArgument => Reply::Null { errno: EINVAL },

@@ -84,6 +84,60 @@ pub fn diff<A: Backend, B: Backend>(
     })
 }
 
+/// Runs `check(i)` for jobs `0..jobs` in as few forked children as it can: one child runs the jobs
+/// in order until one fails (`check` returns false), dies or stalls for `stall`; the parent notes
+/// that job and goes on from the next in a new child, until `limit` jobs have failed. Returns the
+/// jobs that did not pass, in order.
+/// For replaying a whole corpus at the cost of a fork or two, with a crash confined to the input
+/// that caused it (the caller then reruns that one input alone, isolated, for its report).
+pub fn failing_jobs(
+    jobs: usize,
+    stall: Duration,
+    limit: usize,
+    check: impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    let mut failed = Vec::new();
+    let mut start = 0;
+    while start < jobs && failed.len() < limit {
+        let progress = SharedProgress::new();
+        let (read, write) = pipe();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: as in `in_child`: the child runs code that also runs in process and ends with
+        // `_exit`, never returning here.
+        match unsafe { libc::fork() } {
+            -1 => panic!("isolate: cannot fork: {}", io::Error::last_os_error()),
+            0 => {
+                drop(read);
+                become_child(parent);
+                let p = progress.get();
+                for i in start..jobs {
+                    p.op.store(i, Relaxed);
+                    p.ticks.fetch_add(1, Relaxed);
+                    if !catch_unwind(AssertUnwindSafe(|| check(i))).unwrap_or(false) {
+                        // SAFETY: ends the child without running anything of the parent's.
+                        unsafe { libc::_exit(1) };
+                    }
+                }
+                drop(write);
+                // SAFETY: as above.
+                unsafe { libc::_exit(0) }
+            }
+            pid => {
+                drop(write);
+                let (_, end) = follow(pid, &read, progress.get(), stall);
+                if matches!(end, End::Status(0)) {
+                    break;
+                }
+                let at = progress.get().op.load(Relaxed).max(start);
+                failed.push(at);
+                start = at + 1;
+            }
+        }
+    }
+    failed
+}
+
 /// Where the child is, in memory shared with the parent. All zero (op 0 on the left) until the
 /// child's first op.
 #[repr(C)]
@@ -216,15 +270,22 @@ fn in_child(
     }
 }
 
-/// The child: runs `body`, sends the verdict, exits.
-fn child(
-    parent: i32,
-    write: Fd,
-    progress: &Progress,
-    names: &[String; 2],
-    trace: &Trace,
-    body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
-) -> ! {
+/// Sets a freshly forked child up: killed if the parent dies, no core dumps (its crashes are
+/// expected), standard error to `/dev/null` (a crash is reported by the parent, from the child's
+/// wait status and progress; a sanitizer's or a panic's pages of output for every candidate the
+/// shrinker tries would bury it; `TAGALLOC_DIFF_CHILD_STDERR=1` keeps it); exits at once if the
+/// parent is already gone.
+fn become_child(parent: i32) {
+    if std::env::var_os("TAGALLOC_DIFF_CHILD_STDERR").as_deref() != Some("1".as_ref()) {
+        // SAFETY: open of a NUL-terminated path; dup2 onto standard error, which this process owns.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
+    }
     let no_core = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -239,6 +300,18 @@ fn child(
             libc::_exit(EXIT_ORPHAN);
         }
     }
+}
+
+/// The child: runs `body`, sends the verdict, exits.
+fn child(
+    parent: i32,
+    write: Fd,
+    progress: &Progress,
+    names: &[String; 2],
+    trace: &Trace,
+    body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
+) -> ! {
+    become_child(parent);
     let mut watch = |side: Side, op: usize| {
         progress.side.store(side as usize, Relaxed);
         progress.op.store(op, Relaxed);

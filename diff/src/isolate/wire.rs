@@ -133,6 +133,7 @@ impl Wire for MisuseKind {
             MisuseKind::InvalidPointer => 0,
             MisuseKind::DoubleFree => 1,
             MisuseKind::CorruptTag => 2,
+            MisuseKind::CorruptFree => 3,
         });
     }
     fn take(input: &mut &[u8]) -> Option<MisuseKind> {
@@ -140,6 +141,7 @@ impl Wire for MisuseKind {
             0 => MisuseKind::InvalidPointer,
             1 => MisuseKind::DoubleFree,
             2 => MisuseKind::CorruptTag,
+            3 => MisuseKind::CorruptFree,
             _ => return None,
         })
     }
@@ -212,6 +214,8 @@ failures! {
     14 Divergence { what, left, right }
     15 TextRoundTrip { message }
     16 Crashed { death }
+    17 CachedWhileLive { block }
+    18 ForkChild { message }
 }
 
 /// What a child found: pass, or a failure on `backend` at op `index`.

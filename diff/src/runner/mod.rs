@@ -10,6 +10,7 @@
 
 mod misuse;
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -165,11 +166,24 @@ impl<B: Backend> Runner<B> {
         }
         let step = self.dispatch(op)?;
         if self.caps.walker && !self.corrupted {
-            self.backend
-                .check()
-                .map_err(|message| Failure::HeapCheck { message })?;
+            self.walk()?;
         }
         Ok(step)
+    }
+
+    /// The backend's heap walker, and no cached block live in the shadow.
+    fn walk(&mut self) -> Result<(), Failure> {
+        self.backend
+            .check()
+            .map_err(|message| Failure::HeapCheck { message })?;
+        for addr in self.backend.cached() {
+            if let Some((owner, b)) = self.shadow.at(addr) {
+                return Err(Failure::CachedWhileLive {
+                    block: self.shadow.block_ref(owner, &b),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn dispatch(&mut self, op: &Op) -> Result<Step, Failure> {
@@ -215,6 +229,26 @@ impl<B: Backend> Runner<B> {
                 // The heap may abandon the rest of its segment when the break jumps.
                 self.shadow.spent = self.shadow.spent.saturating_add(bytes + (256 << 10));
                 Ok(self.inject(Fault::ForeignSbrk(bytes)))
+            }
+            Op::Thread { thread } => Ok(Step::new(if self.backend.switch_thread(thread) {
+                Outcome::Done
+            } else {
+                Outcome::Skipped
+            })),
+            Op::ThreadExit => Ok(Step::new(if self.backend.exit_thread() {
+                Outcome::Done
+            } else {
+                Outcome::Skipped
+            })),
+            Op::Fork => {
+                let shadow = &self.shadow;
+                // SAFETY: in the child, every block in the shadow is still live (a copy of ours).
+                let check = || unsafe { shadow.verify_all() }.map_err(|f| f.to_string());
+                match self.backend.fork(&check) {
+                    None => Ok(Step::new(Outcome::Skipped)),
+                    Some(Ok(())) => Ok(Step::new(Outcome::Done)),
+                    Some(Err(message)) => Err(Failure::ForkChild { message }),
+                }
             }
         }
     }
@@ -298,8 +332,9 @@ impl<B: Backend> Runner<B> {
                 align: e.align,
             });
         }
-        self.shadow.insert(slot, b)?;
+        // The usable size first: the block's extent, for the overlap check, is all of it.
         b.usable = self.usable(op, &b, slot)?;
+        self.shadow.insert(slot, b)?;
         self.shadow.spent = self.shadow.spent.saturating_add(rules::cost(e.size, align));
         Ok(b)
     }
@@ -495,9 +530,7 @@ impl<B: Backend> Runner<B> {
             }
         }
         if self.caps.walker {
-            self.backend
-                .check()
-                .map_err(|message| Failure::HeapCheck { message })?;
+            self.walk()?;
         }
         Ok(())
     }
@@ -514,14 +547,47 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+thread_local! {
+    /// Whether this thread runs inside [`guarded`] (with the hook of [`quiet_guarded_panics`]).
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic inside [`guarded`] happened, as the quiet hook saw it.
+    static PANICKED_AT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
 /// Runs `f`, turning a panic into [`Failure::Panic`].
 pub fn guarded<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let outer = GUARDED.replace(true);
+    let r = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.set(outer);
+    match r {
         Ok(r) => r,
-        Err(p) => Err(Failure::Panic {
-            message: panic_message(&*p),
-        }),
+        Err(p) => {
+            let mut message = panic_message(&*p);
+            if let Some(at) = PANICKED_AT.take() {
+                message = format!("{message} (at {at})");
+            }
+            Err(Failure::Panic { message })
+        }
     }
+}
+
+/// Makes panics inside [`guarded`] quiet: the panic hook only notes where they happened and lets
+/// them unwind to `guarded`, which reports them with the trace like any oracle. Panics elsewhere
+/// go to the hook installed before (libFuzzer's, which aborts so the fuzzer sees a crash).
+/// Installed once per process by [`crate::targets::fuzz`]: without it, libFuzzer's hook aborts
+/// on a panic inside the allocator before `guarded` can turn it into a report.
+pub fn quiet_guarded_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.get() {
+                PANICKED_AT.set(info.location().map(|l| l.to_string()));
+            } else {
+                before(info);
+            }
+        }));
+    });
 }
 
 /// Drops `value`, swallowing a panic in its destructor (a heap left broken by a failure).

@@ -2,8 +2,10 @@
 //! allocator did.
 //!
 //! For every live block the shadow keeps its address, requested and usable size, the alignment
-//! asked and a fill seed; the block's bytes hold a per-block, per-offset pattern
-//! ([`pattern`]). From that it flags: a returned block that overlaps a live one; misalignment; a
+//! asked and a fill seed; the block's bytes, up to the usable size the allocator reported (the
+//! contract is from both sides: a caller may use every usable byte), hold a per-block, per-offset
+//! pattern ([`pattern`]), so an allocator that overstates the usable size shows as an overlap or a
+//! corrupted neighbour. From that it flags: a returned block that overlaps a live one; misalignment; a
 //! block whose content changed while we were not writing; `calloc` memory that is not zero;
 //! `realloc` that lost the common prefix; `malloc_usable_size` below the request. What each call
 //! must do (succeed, fail, which `errno`) is in [`rules`].
@@ -63,9 +65,23 @@ pub struct Shadow {
     pub spent: usize,
 }
 
+impl Block {
+    /// The bytes the caller may use, and the shadow writes and checks: everything
+    /// `malloc_usable_size` promised (glibc lets a caller use all of it), at least the request.
+    ///
+    /// Except for `malloc(0)`: AddressSanitizer answers `malloc_usable_size` with 1 for it, and
+    /// then reports a write of that byte as an overflow (glibc's 24 bytes go unchecked with it).
+    pub fn covered(&self) -> usize {
+        if self.size == 0 {
+            return 0;
+        }
+        self.usable.unwrap_or(0).max(self.size)
+    }
+}
+
 fn extent(b: &Block) -> (usize, usize) {
     // Zero-byte blocks occupy one byte, so two equal malloc(0) results count as overlapping.
-    (b.addr, b.addr.saturating_add(b.size.max(1)))
+    (b.addr, b.addr.saturating_add(b.covered().max(1)))
 }
 
 impl Shadow {
@@ -94,6 +110,12 @@ impl Shadow {
             addr: b.addr,
             size: b.size,
         }
+    }
+
+    /// The live block that starts at `addr`, if any.
+    pub fn at(&self, addr: usize) -> Option<(Owner, Block)> {
+        let &(_, owner) = self.by_addr.get(&addr)?;
+        Some((owner, *self.owned(owner)?))
     }
 
     /// The live block overlapping `b`, if any.
@@ -162,25 +184,25 @@ impl Shadow {
             .collect()
     }
 
-    /// Writes `b`'s pattern over its covered regions.
+    /// Writes `b`'s pattern over its covered regions, up to its usable size.
     ///
     /// # Safety
     ///
-    /// `b` must be a live block of at least `b.size` writable bytes.
+    /// `b` must be a live block of at least `b.covered()` writable bytes.
     pub unsafe fn fill(b: &Block) {
-        for r in pattern::regions(b.size) {
+        for r in pattern::regions_with_slack(b.size, b.covered()) {
             // SAFETY: the region lies inside the block, which the caller vouches for.
             unsafe { pattern::fill(b.addr as *mut u8, b.seed, r) };
         }
     }
 
-    /// Checks that `b` still holds its pattern.
+    /// Checks that `b` still holds its pattern, up to its usable size.
     ///
     /// # Safety
     ///
-    /// `b` must be a live block of at least `b.size` readable bytes.
+    /// `b` must be a live block of at least `b.covered()` readable bytes.
     pub unsafe fn verify(&self, owner: Owner, b: &Block) -> Result<(), Failure> {
-        for r in pattern::regions(b.size) {
+        for r in pattern::regions_with_slack(b.size, b.covered()) {
             // SAFETY: the region lies inside the block, which the caller vouches for.
             let bad = unsafe { pattern::mismatch(b.addr as *const u8, Some(b.seed), r) };
             if let Some((offset, found, expected)) = bad {

@@ -39,6 +39,25 @@ pub fn regions(size: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// Bytes of the slack past the request that are covered at each of its ends.
+const SLACK_END: usize = 4 << 10;
+
+/// The covered offsets of a block of `size` requested and `usable` usable bytes: those of
+/// [`regions`]`(size)`, then the slack `size..usable`, entirely up to `2 * SLACK_END` bytes and at
+/// both its ends beyond (an overstated usable size is caught where it runs into a neighbour).
+pub fn regions_with_slack(size: usize, usable: usize) -> Vec<Range<usize>> {
+    let mut out = regions(size);
+    if usable > size {
+        if usable - size <= 2 * SLACK_END {
+            out.push(size..usable);
+        } else {
+            out.push(size..size + SLACK_END);
+            out.push(usable - SLACK_END..usable);
+        }
+    }
+    out
+}
+
 /// The covered offsets of a block of `size` bytes that lie below `limit`.
 pub fn regions_below(size: usize, limit: usize) -> Vec<Range<usize>> {
     regions(size)

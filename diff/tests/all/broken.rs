@@ -30,6 +30,8 @@ pub enum Flaw {
     HugeSuccess,
     /// `malloc_usable_size` says one byte less than asked.
     UsableShort,
+    /// `malloc_usable_size` says 16 bytes more than the block has.
+    UsableLong,
     /// Requests above `PTRDIFF_MAX` fail with `EINVAL`.
     WrongErrno,
     /// `malloc(13)` panics.
@@ -191,10 +193,10 @@ impl Backend for Toy {
             | Request::Memalign { .. } => Reply::Unsupported,
             Request::UsableSize { ptr } => match self.live.get(&(ptr as usize)) {
                 None => Reply::Size(0),
-                Some(&(_, cap)) => Reply::Size(if self.flaw == Flaw::UsableShort {
-                    0
-                } else {
-                    cap
+                Some(&(_, cap)) => Reply::Size(match self.flaw {
+                    Flaw::UsableShort => 0,
+                    Flaw::UsableLong => cap + 16,
+                    _ => cap,
                 }),
             },
         }

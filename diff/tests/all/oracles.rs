@@ -110,6 +110,12 @@ fn usable_size_below_the_request() {
 }
 
 #[test]
+fn usable_size_above_the_block() {
+    // The caller may use every usable byte: writing them runs into the next block.
+    fires(Flaw::UsableLong, "malloc 0 40\nmalloc 1 40\n", "overlap", 1);
+}
+
+#[test]
 fn a_panicking_backend_is_reported_not_crashed() {
     fires(Flaw::Panics, "malloc 0 8\nmalloc 1 13\n", "panic", 1);
 }

@@ -61,6 +61,7 @@ pub fn minimise(
     let tmp = same_device_tmp(dir);
     let mut cmd = mode.cargo_fuzz("cmin");
     cmd.arg(target).arg(command::shown(dir, root));
+    cmd.env(tagalloc_diff::deadly::EXPLAIN, "0");
     cmd.current_dir(root);
     if let Some(tmp) = &tmp {
         fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;

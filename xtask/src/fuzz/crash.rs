@@ -109,11 +109,17 @@ pub fn handle(mode: &Mode, target: &str, run: &Run, paths: &Paths) -> Result<Fou
             let _ = fs::write(&decoded_path, &decoded);
             match check {
                 Check::None => decoded,
-                Check::Run | Check::Diff => {
-                    let verb = if check == Check::Diff { "diff" } else { "run" };
+                Check::Run | Check::RunLocked | Check::Diff => {
+                    let verb = match check {
+                        Check::Diff => "diff",
+                        Check::RunLocked => "run --backend locked",
+                        _ => "run",
+                    };
                     let mut args = vec!["shrink".to_string()];
-                    if check == Check::Diff {
-                        args.extend(["--against".into(), "libc".into()]);
+                    match check {
+                        Check::Diff => args.extend(["--against".into(), "libc".into()]),
+                        Check::RunLocked => args.extend(["--backend".into(), "locked".into()]),
+                        _ => {}
                     }
                     let shown_args = args.join(" ");
                     args.push(command::shown(&decoded_path, root).display().to_string());
@@ -211,6 +217,8 @@ fn minimise(
         ))
         .arg(format!("-max_total_time={TMIN_SECONDS}"))
         .arg(format!("-timeout={}", campaign::UNIT_TIMEOUT))
+        // tmin crashes the target again and again on purpose: no report for each crash.
+        .env(tagalloc_diff::deadly::EXPLAIN, "0")
         .current_dir(root);
     eprintln!(
         "==> minimising the input ({} bytes)\n    $ {}",

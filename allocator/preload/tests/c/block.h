@@ -12,6 +12,7 @@
 #ifndef TAGALLOC_TEST_BLOCK_H
 #define TAGALLOC_TEST_BLOCK_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,23 @@ __attribute__((noreturn, format(printf, 1, 2), unused)) static void fail(const c
     ssize_t unused = write(2, line, (size_t)n);
     (void)unused;
     _exit(1);
+}
+
+/* After `seconds`, print "PROG: timed out (WHAT)" and exit 3: a deadlock
+ * becomes a failure.  Calling it again rearms it (in a child, say). */
+static const char *watchdog_line;
+__attribute__((unused)) static void watchdog_fired(int sig)
+{
+    (void)sig;
+    ssize_t unused = write(2, watchdog_line, strlen(watchdog_line));
+    (void)unused;
+    _exit(3);
+}
+__attribute__((unused)) static void watchdog(unsigned seconds, const char *line)
+{
+    watchdog_line = line;
+    signal(SIGALRM, watchdog_fired);
+    alarm(seconds);
 }
 
 /* splitmix64: the seed mixer and the generator step. */

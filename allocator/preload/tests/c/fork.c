@@ -4,11 +4,15 @@
  *
  * Three parent threads loop on malloc/calloc/realloc/free of mixed sizes
  * (so a fork often lands while one of them is inside the allocator).  The
- * main thread forks CHILDREN times.  Each child allocates, checks and frees
+ * main thread forks N times (40 by default).  Each child allocates, checks and frees
  * a few thousand blocks, runs two threads that do the same, forks a
  * grandchild that allocates too, and exits 0.  The parent checks that every
  * child exited 0.  alarm() turns a deadlock into a failure: the parent gives
  * up after 90 s, a child or grandchild after 20 s.
+ *
+ *   fork             40 children as above
+ *   fork N light     N children that each allocate, check and free a few
+ *                    hundred blocks and exit (no threads, no grandchild)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,26 +24,13 @@
 #include "block.h"
 
 #define BUSY_THREADS 3
-#define CHILDREN 40
+#define MAX_CHILDREN 10000
 #define IN_FLIGHT 3
 
 static atomic_int stop;
 static atomic_ulong busy_ops;
 
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "fork: timed out (deadlock in a child or the parent?)\n";
-    ssize_t unused = write(2, msg, sizeof msg - 1);
-    (void)unused;
-    _exit(3);
-}
-
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, on_alarm);
-    alarm(seconds);
-}
+static const char timed_out[] = "fork: timed out (deadlock in a child or the parent?)\n";
 
 static size_t pick_size(struct rng *r)
 {
@@ -138,9 +129,16 @@ static int wait_ok(pid_t pid, const char *who)
     return 0;
 }
 
+static void light_child(int index)
+{
+    watchdog(20, timed_out);
+    workload(50000 + (uint64_t)index, 300, "child");
+    exit(0);
+}
+
 static void child(int index)
 {
-    watchdog(20);
+    watchdog(20, timed_out);
     workload(50000 + (uint64_t)index, 3000, "child");
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -151,7 +149,7 @@ static void child(int index)
     if (g < 0)
         fail("fork: child %d: fork: %s", index, strerror(errno));
     if (g == 0) {
-        watchdog(20);
+        watchdog(20, timed_out);
         workload(70000 + (uint64_t)index, 2000, "grandchild");
         exit(0);
     }
@@ -160,38 +158,45 @@ static void child(int index)
     exit(wait_ok(g, "grandchild") ? 0 : 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    watchdog(90);
+    int children = argc > 1 ? atoi(argv[1]) : 40;
+    int light = argc > 2 && !strcmp(argv[2], "light");
+    if (children < IN_FLIGHT || children > MAX_CHILDREN)
+        fail("usage: fork [N [light]] with %d <= N <= %d", IN_FLIGHT, MAX_CHILDREN);
+    watchdog(90, timed_out);
     pthread_t t[BUSY_THREADS];
     for (int i = 0; i < BUSY_THREADS; i++)
         if (pthread_create(&t[i], NULL, busy, (void *)(intptr_t)i))
             fail("fork: pthread_create failed");
 
-    pid_t pids[CHILDREN];
+    static pid_t pids[MAX_CHILDREN];
     int failed = 0;
     struct rng r = {.state = 42};
-    for (int i = 0; i < CHILDREN; i++) {
-        workload(90000 + (uint64_t)i, (int)rng_range(&r, 10, 300), "parent");
+    for (int i = 0; i < children; i++) {
+        workload(90000 + (uint64_t)i, (int)rng_range(&r, 10, light ? 30 : 300), "parent");
         fflush(stdout);
         pids[i] = fork();
         if (pids[i] < 0)
             fail("fork: fork: %s", strerror(errno));
-        if (pids[i] == 0)
+        if (pids[i] == 0) {
+            if (light)
+                light_child(i);
             child(i);
+        }
         if (i >= IN_FLIGHT - 1)
             failed += !wait_ok(pids[i - (IN_FLIGHT - 1)], "child");
     }
-    for (int i = CHILDREN - (IN_FLIGHT - 1); i < CHILDREN; i++)
+    for (int i = children - (IN_FLIGHT - 1); i < children; i++)
         failed += !wait_ok(pids[i], "child");
 
     atomic_store(&stop, 1);
     for (int i = 0; i < BUSY_THREADS; i++)
         pthread_join(t[i], NULL);
     if (failed)
-        fail("fork: %d of %d children failed", failed, CHILDREN);
-    printf("fork: %d children (each with 2 threads and a grandchild) exited 0 while %d "
-           "parent threads did %lu allocation steps\n",
-           CHILDREN, BUSY_THREADS, atomic_load(&busy_ops));
+        fail("fork: %d of %d children failed", failed, children);
+    printf("fork: %d children (%s) exited 0 while %d parent threads did %lu allocation steps\n",
+           children, light ? "each allocating once" : "each with 2 threads and a grandchild",
+           BUSY_THREADS, atomic_load(&busy_ops));
     return 0;
 }

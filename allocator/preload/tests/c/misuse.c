@@ -11,9 +11,18 @@
  *                  header, then that next block is freed
  *   overflow-prev  the same overflow, then the block that overflowed is freed
  *                  (freeing it must look at the damaged neighbour)
+ *   overflow-1     one byte written just past malloc_usable_size (the next
+ *                  block's header), then the block is freed
+ *   underflow-1    one byte written just before the payload (the block's own
+ *                  header), then the block is freed
+ *   large-interior free() of a pointer 64 bytes into a 1 MiB chunk
+ *   large-past     free() of a pointer one page past the end of a 1 MiB chunk
+ *   large-double   free() of a 1 MiB chunk twice (its memory is unmapped by
+ *                  then: the message must still say double free)
  *
  * Before the misuse the program prints the pointer it is about to pass on
- * stdout (flushed).  Reaching the end is a failure (exit 1); a bad argument
+ * stdout (flushed), or for overflow-1 and underflow-1 the address of the
+ * header word the byte landed in.  Reaching the end is a failure (exit 1); a bad argument
  * or an unexpected heap layout exits 2.
  */
 #include <malloc.h>
@@ -53,7 +62,8 @@ static void adjacent_pair(unsigned char **a, unsigned char **b)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: misuse stack|interior|misaligned|realloc-freed|overflow|overflow-prev\n");
+        fprintf(stderr, "usage: misuse stack|interior|misaligned|realloc-freed|overflow|overflow-prev|"
+                        "overflow-1|underflow-1|large-interior|large-past|large-double\n");
         return 2;
     }
     const char *c = argv[1];
@@ -96,6 +106,35 @@ int main(int argc, char **argv)
         } else {
             announce(a);
             free(va);
+        }
+    } else if (!strcmp(c, "overflow-1")) {
+        size_t u = malloc_usable_size(p);
+        announce(p + u);
+        p[u] ^= 0x01; /* whatever the byte was, it is not that any more */
+        free(p);
+    } else if (!strcmp(c, "underflow-1")) {
+        announce(p - 8);
+        p[-1] ^= 0x01;
+        free(p);
+    } else if (!strncmp(c, "large-", 6)) {
+        unsigned char *volatile big = malloc(1 << 20);
+        if (!big)
+            return 2;
+        if (!strcmp(c, "large-interior")) {
+            unsigned char *volatile q = big + 64;
+            announce(q);
+            free(q);
+        } else if (!strcmp(c, "large-past")) {
+            unsigned char *volatile q = big + (1 << 20) + 4096;
+            announce(q);
+            free(q);
+        } else if (!strcmp(c, "large-double")) {
+            free(big);
+            announce(big);
+            free(big);
+        } else {
+            fprintf(stderr, "misuse: unknown case %s\n", c);
+            return 2;
         }
     } else {
         fprintf(stderr, "misuse: unknown case %s\n", c);
