@@ -1,6 +1,7 @@
 //! `cargo xtask corpus`: the fuzz seed inputs, generated from the readable traces.
 //!
-//! Every `.trace` in `corpus/seeds/` and `corpus/regressions/` is parsed and encoded with the suite's
+//! Every `.trace` (or gzip-compressed `.trace.gz`) in `corpus/seeds/` and `corpus/regressions/` is
+//! parsed and encoded with the suite's
 //! encoder, and written as `target/fuzz-seeds/TARGET/seed-NAME` for each byte-input target that
 //! decodes the encoding back to the same trace (a clean trace seeds every such target; a misuse
 //! trace seeds `misuse`; a faults trace seeds `faults`). `trace_parse` gets the text itself, and
@@ -78,7 +79,7 @@ pub fn generate(root: &Path) -> Result<(usize, PathBuf), String> {
             Ok(entries) => entries
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "trace"))
+                .filter(|p| stem(p).is_some())
                 .collect(),
             Err(_) => continue,
         };
@@ -97,6 +98,13 @@ fn write(out: &Path, target: &str, stem: &str, data: &[u8]) -> Result<(), String
     fs::write(&file, data).map_err(|e| format!("{}: {e}", file.display()))
 }
 
+/// The name of a trace file without `.trace` or `.trace.gz`; `None` for any other file.
+fn stem(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_suffix(".trace")
+        .or_else(|| name.strip_suffix(".trace.gz"))
+}
+
 /// Writes the seeds of the trace at `path`; returns how many.
 fn seed(root: &Path, out: &Path, path: &Path) -> Result<usize, String> {
     let shown = path
@@ -105,7 +113,8 @@ fn seed(root: &Path, out: &Path, path: &Path) -> Result<usize, String> {
         .display()
         .to_string();
     let source = fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("trace");
+    let source = tagalloc_diff::trace_file::decompress(source, &shown)?;
+    let stem = stem(path).unwrap_or("trace");
     if stem.starts_with("trace_parse-") {
         // Text that once broke the parser: it seeds `trace_parse` only, as it is.
         write(out, Target::TraceParse.name(), stem, &source)?;
@@ -130,6 +139,7 @@ fn seed(root: &Path, out: &Path, path: &Path) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn seeds_go_under_target_and_decode_to_their_trace() {
@@ -139,6 +149,11 @@ mod tests {
         fs::create_dir_all(&seeds).unwrap();
         fs::write(seeds.join("clean.trace"), "malloc 0 24\nfree 0\n").unwrap();
         fs::write(seeds.join("bad.trace-not"), "not a trace").unwrap();
+        fs::write(seeds.join("packed.trace"), "malloc 0 40\n").unwrap();
+        let gz = Command::new("gzip")
+            .arg(seeds.join("packed.trace"))
+            .status();
+        assert!(gz.unwrap().success());
         fs::write(
             seeds.join("misuse.trace"),
             "malloc 0 8\nfree 0\nmisuse free freed 0\n",
@@ -150,13 +165,17 @@ mod tests {
         let clean = text::parse("malloc 0 24\nfree 0\n").unwrap();
         assert_eq!(Target::Ops.decode(&ops), clean);
         assert!(out.join("misuse").join("seed-misuse").is_file());
+        assert_eq!(
+            fs::read_to_string(out.join("trace_parse").join("seed-packed")).unwrap(),
+            "malloc 0 40\n"
+        );
         assert!(!out.join("ops").join("seed-misuse").exists());
         assert_eq!(
             fs::read_to_string(out.join("trace_parse").join("seed-misuse")).unwrap(),
             "malloc 0 8\nfree 0\nmisuse free freed 0\n"
         );
         // Nothing written beside the traces, and a second run writes the same.
-        assert_eq!(fs::read_dir(&seeds).unwrap().count(), 3);
+        assert_eq!(fs::read_dir(&seeds).unwrap().count(), 4);
         assert_eq!(generate(&root).unwrap().0, n);
 
         fs::write(seeds.join("broken.trace"), "malloc 0\n").unwrap();
