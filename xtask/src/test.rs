@@ -122,6 +122,11 @@ const STEPS: &[Step] = &[
                from there (fuzzing)",
         kind: Kind::FuzzTest("clusterfuzzlite"),
     },
+    Step {
+        name: "readme",
+        what: "every command in README.md's sh blocks, as written (fuzzing)",
+        kind: Kind::FuzzTest("readme"),
+    },
 ];
 
 /// How long the fuzzing steps take together on 2 cores, cargo-fuzz installed.
