@@ -121,6 +121,8 @@ mod tests {
                 "misuse",
                 "faults",
                 "trace_parse",
+                "locked",
+                "threads",
                 "selftest_crash"
             ]
         );
