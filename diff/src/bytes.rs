@@ -19,6 +19,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::op::FREED_WORDS;
 use crate::op::{
     BadCall, BadPtr, Dialect, Foreign, Op, Trace, ALIGNS, MAX_FAIL_NEXT, MAX_OVERWRITE, MAX_SLOTS,
     SIZES,
@@ -39,6 +40,7 @@ enum Kind {
     Overwrite,
     FailNext,
     ForeignSbrk,
+    WriteFreed,
 }
 
 /// Opcode byte modulo 32 to kind; repeated kinds are drawn more often.
@@ -72,7 +74,7 @@ const OPCODES: [Kind; 32] = {
         Malloc,
         Misuse,
         Misuse,
-        Misuse,
+        WriteFreed,
         Overwrite,
         FailNext,
         FailNext,
@@ -171,6 +173,10 @@ fn op(u: &mut Unstructured<'_>) -> Op {
             slot: slot(u),
             len: 1 + usize::from(byte(u)) % MAX_OVERWRITE,
         },
+        Kind::WriteFreed => Op::WriteFreed {
+            slot: slot(u),
+            word: usize::from(byte(u)) % FREED_WORDS,
+        },
         Kind::FailNext => Op::FailNext {
             count: 1 + usize::from(byte(u)) % MAX_FAIL_NEXT,
         },
@@ -220,6 +226,7 @@ fn kind_of(op: &Op) -> Kind {
         Op::Overwrite { .. } => Kind::Overwrite,
         Op::FailNext { .. } => Kind::FailNext,
         Op::ForeignSbrk { .. } => Kind::ForeignSbrk,
+        Op::WriteFreed { .. } => Kind::WriteFreed,
     }
 }
 
@@ -309,6 +316,10 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
                 put_slot(&mut out, slot);
                 out.push((len.saturating_sub(1) % MAX_OVERWRITE) as u8);
             }
+            Op::WriteFreed { slot, word } => {
+                put_slot(&mut out, slot);
+                out.push((word % FREED_WORDS) as u8);
+            }
             Op::FailNext { count } => out.push((count.saturating_sub(1) % MAX_FAIL_NEXT) as u8),
             Op::ForeignSbrk { bytes } => put_number(&mut out, SIZES, bytes),
         }
@@ -336,6 +347,7 @@ mod tests {
             Kind::Overwrite,
             Kind::FailNext,
             Kind::ForeignSbrk,
+            Kind::WriteFreed,
         ] {
             assert!(OPCODES.contains(&k), "{k:?}");
         }
