@@ -21,7 +21,7 @@
 //! # Checks before a link is followed
 //! A program that writes into a block after freeing it writes into a cached block. So a block is
 //! handed out only after its own words are checked ([`intact`]: its mark, and its header, read
-//! atomically, is a valid allocated tag of its class), and the link it holds is checked before it
+//! atomically, is an allocated tag of its class; the slow path verifies its check bits too), and the link it holds is checked before it
 //! becomes the list's head ([`Follow`]): null, or 16-aligned inside the heap's break range
 //! (`LockedHeap` publishes it). A link outside that range may still be a block of a mapped segment
 //! (when the break cannot grow); the caller asks the heap under its lock. Every head has thus been
@@ -219,14 +219,21 @@ pub(crate) unsafe fn follow(p: *mut u8, range: Range) -> Follow {
     }
 }
 
-/// Whether cached payload `p` of `class` still carries its mark, and a header that is a valid
+/// Whether cached payload `p` of `class` still carries its mark, and a header that is an
 /// allocated block's of its class: its size, or 16 bytes more (a refill takes blocks from the heap,
 /// which does not split off a remainder smaller than a block).
+///
+/// `CHECKED`: whether the header's check bits are verified too. The hot path does not (the hash
+/// costs a multiply on every `malloc`, measured at several per cent): it verifies the size and
+/// flags, which are what popping depends on and what an overwrite changes all but surely; a header
+/// forged with the right size and flags but no valid check is still caught when the block is next
+/// freed, whose lock-free path decodes the header in full. The slow path, which judges and
+/// reports, always verifies the check bits.
 ///
 /// # Safety
 /// `p` must lie inside the heap's memory, 16-aligned, with 24 readable bytes after it and 8 before.
 #[inline(always)]
-pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
+pub(crate) unsafe fn intact<const CHECKED: bool>(p: *mut u8, class: usize) -> bool {
     // SAFETY: readable (contract). The header may be rewritten concurrently by the heap under the
     // lock (its PREV_USED bit), so it is read atomically; either value decodes.
     let (mark_word, word) = unsafe {
@@ -236,8 +243,13 @@ pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
         )
     };
     let size = (class + 2) * 16;
+    let tag = if CHECKED {
+        Tag::decode(p as usize - 8, word)
+    } else {
+        Some(Tag::unchecked(word))
+    };
     mark_word == mark(p)
-        && Tag::decode(p as usize - 8, word).is_some_and(|t| {
+        && tag.is_some_and(|t| {
             let t = t.with(PREV_USED, false);
             t == Tag::new(size, USED) || t == Tag::new(size + 16, USED)
         })
@@ -260,7 +272,7 @@ pub(crate) fn pop_hot(class: usize, zeroed: bool, range: Range) -> *mut u8 {
             return ptr::null_mut();
         };
         // SAFETY: as above.
-        if !unsafe { intact(p, class) } {
+        if !unsafe { intact::<false>(p, class) } {
             return ptr::null_mut();
         }
         c.heads[class] = next;
@@ -458,7 +470,7 @@ impl ThreadCache {
             return Ok(None);
         }
         // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
-        if !unsafe { intact(p, class) } {
+        if !unsafe { intact::<true>(p, class) } {
             return Err(p);
         }
         let mut ask_heap = ask_heap;

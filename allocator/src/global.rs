@@ -199,8 +199,9 @@ impl<S: Source + Send> LockedHeap<S> {
         h.stats.frees += core::mem::take(&mut c.frees);
     }
 
-    /// `malloc`.
-    #[inline]
+    /// `malloc`. Inlined into its callers, as the hot path must be (the caches' checks made it too
+    /// large for the compiler's own choice).
+    #[inline(always)]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size <= MAX_SMALL && self.caching() {
             if let Some(p) =
