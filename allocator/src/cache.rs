@@ -177,17 +177,27 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
 /// The heap's break range `[lo, hi)`, where cached blocks normally lie (see the module docs).
 #[derive(Clone, Copy)]
 pub(crate) struct Range {
-    pub(crate) lo: usize,
-    pub(crate) hi: usize,
+    /// The first payload address a block of the range can have (past the first segment's record).
+    pub(crate) first: usize,
+    /// Bytes from `first` to the range's end (0: no range yet).
+    pub(crate) span: usize,
 }
 
 impl Range {
-    /// Whether payload `q` is 16-aligned and inside the range, past the first segment's record.
+    /// The range for the break range `[lo, hi)` (computed when it is published, not per call).
+    pub(crate) const fn of(lo: usize, hi: usize) -> Range {
+        let first = lo.wrapping_add(SEG_HEAD + 8);
+        Range {
+            first,
+            span: hi.saturating_sub(first),
+        }
+    }
+
+    /// Whether payload `q` is 16-aligned and inside the range.
     #[inline(always)]
     fn holds(self, q: *mut u8) -> bool {
         let a = q as usize;
-        let first = self.lo.wrapping_add(SEG_HEAD + 8);
-        a % 16 == 0 && a.wrapping_sub(first) < self.hi.saturating_sub(first)
+        a % 16 == 0 && a.wrapping_sub(self.first) < self.span
     }
 }
 

@@ -61,6 +61,9 @@ pub struct LockedHeap<S: Source> {
     /// `free` path.
     lo: AtomicUsize,
     hi: AtomicUsize,
+    /// The same range as the caches check links against ([`cache::Range`]), published with it.
+    first: AtomicUsize,
+    span: AtomicUsize,
     cached: bool,
 }
 
@@ -116,6 +119,8 @@ impl<S: Source + Send> LockedHeap<S> {
             central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
+            first: AtomicUsize::new(0),
+            span: AtomicUsize::new(0),
             cached: true,
         }
     }
@@ -127,6 +132,8 @@ impl<S: Source + Send> LockedHeap<S> {
             central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
+            first: AtomicUsize::new(0),
+            span: AtomicUsize::new(0),
             cached: false,
         }
     }
@@ -141,11 +148,12 @@ impl<S: Source + Send> LockedHeap<S> {
         let r = f(h);
         // Stored only when they change: every lock-free `free` of every thread reads them.
         let (lo, hi) = h.break_range();
-        if self.lo.load(Ordering::Relaxed) != lo {
+        if self.lo.load(Ordering::Relaxed) != lo || self.hi.load(Ordering::Relaxed) != hi {
             self.lo.store(lo, Ordering::Relaxed);
-        }
-        if self.hi.load(Ordering::Relaxed) != hi {
             self.hi.store(hi, Ordering::Relaxed);
+            let range = cache::Range::of(lo, hi);
+            self.first.store(range.first, Ordering::Relaxed);
+            self.span.store(range.span, Ordering::Relaxed);
         }
         LOCK.unlock();
         r
@@ -155,8 +163,8 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline(always)]
     fn range(&self) -> cache::Range {
         cache::Range {
-            lo: self.lo.load(Ordering::Relaxed),
-            hi: self.hi.load(Ordering::Relaxed),
+            first: self.first.load(Ordering::Relaxed),
+            span: self.span.load(Ordering::Relaxed),
         }
     }
 
