@@ -21,7 +21,7 @@
 //! # Checks before a link is followed
 //! A program that writes into a block after freeing it writes into a cached block. So a block is
 //! handed out only after its own words are checked ([`intact`]: its mark, and its header, read
-//! atomically, is a valid allocated tag of its class), and the link it holds is checked before it
+//! atomically, is an allocated tag of its class; the slow path verifies its check bits too), and the link it holds is checked before it
 //! becomes the list's head ([`Follow`]): null, or 16-aligned inside the heap's break range
 //! (`LockedHeap` publishes it). A link outside that range may still be a block of a mapped segment
 //! (when the break cannot grow); the caller asks the heap under its lock. Every head has thus been
@@ -36,6 +36,8 @@
 use crate::heap::SEG_HEAD;
 use crate::link;
 use crate::tag::{Tag, MAPPED, MIN_BLOCK, PREV_USED, USED};
+use crate::transfer::{attach, detach};
+pub(crate) use crate::transfer::{Central, Chain};
 use crate::walk::Corruption;
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -195,17 +197,27 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
 /// The heap's break range `[lo, hi)`, where cached blocks normally lie (see the module docs).
 #[derive(Clone, Copy)]
 pub(crate) struct Range {
-    pub(crate) lo: usize,
-    pub(crate) hi: usize,
+    /// The first payload address a block of the range can have (past the first segment's record).
+    pub(crate) first: usize,
+    /// Bytes from `first` to the range's end (0: no range yet).
+    pub(crate) span: usize,
 }
 
 impl Range {
-    /// Whether payload `q` is 16-aligned and inside the range, past the first segment's record.
+    /// The range for the break range `[lo, hi)` (computed when it is published, not per call).
+    pub(crate) const fn of(lo: usize, hi: usize) -> Range {
+        let first = lo.wrapping_add(SEG_HEAD + 8);
+        Range {
+            first,
+            span: hi.saturating_sub(first),
+        }
+    }
+
+    /// Whether payload `q` is 16-aligned and inside the range.
     #[inline(always)]
     fn holds(self, q: *mut u8) -> bool {
         let a = q as usize;
-        let first = self.lo.wrapping_add(SEG_HEAD + 8);
-        a % 16 == 0 && a.wrapping_sub(first) < self.hi.saturating_sub(first)
+        a % 16 == 0 && a.wrapping_sub(self.first) < self.span
     }
 }
 
@@ -225,7 +237,7 @@ pub(crate) enum Follow {
 /// # Safety
 /// `p` must be a cached block's payload inside the heap's memory.
 #[inline(always)]
-unsafe fn follow(p: *mut u8, range: Range) -> Follow {
+pub(crate) unsafe fn follow(p: *mut u8, range: Range) -> Follow {
     // SAFETY: p is readable (contract); its first word is its link.
     let next = unsafe { link::load(p) };
     if next.is_null() || range.holds(next) {
@@ -237,14 +249,21 @@ unsafe fn follow(p: *mut u8, range: Range) -> Follow {
     }
 }
 
-/// Whether cached payload `p` of `class` still carries its mark, and a header that is a valid
+/// Whether cached payload `p` of `class` still carries its mark, and a header that is an
 /// allocated block's of its class: its size, or 16 bytes more (a refill takes blocks from the heap,
 /// which does not split off a remainder smaller than a block).
+///
+/// `CHECKED`: whether the header's check bits are verified too. The hot path does not (the hash
+/// costs a multiply on every `malloc`, measured at several per cent): it verifies the size and
+/// flags, which are what popping depends on and what an overwrite changes all but surely; a header
+/// forged with the right size and flags but no valid check is still caught when the block is next
+/// freed, whose lock-free path decodes the header in full. The slow path, which judges and
+/// reports, always verifies the check bits.
 ///
 /// # Safety
 /// `p` must lie inside the heap's memory, 16-aligned, with 24 readable bytes after it and 8 before.
 #[inline(always)]
-pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
+pub(crate) unsafe fn intact<const CHECKED: bool>(p: *mut u8, class: usize) -> bool {
     // SAFETY: readable (contract). The header may be rewritten concurrently by the heap under the
     // lock (its PREV_USED bit), so it is read atomically; either value decodes.
     let (mark_word, word) = unsafe {
@@ -254,8 +273,13 @@ pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
         )
     };
     let size = (class + 2) * 16;
+    let tag = if CHECKED {
+        Tag::decode(p as usize - 8, word)
+    } else {
+        Some(Tag::unchecked(word))
+    };
     mark_word == mark(p)
-        && Tag::decode(p as usize - 8, word).is_some_and(|t| {
+        && tag.is_some_and(|t| {
             let t = t.with(PREV_USED, false);
             t == Tag::new(size, USED) || t == Tag::new(size + 16, USED)
         })
@@ -278,7 +302,7 @@ pub(crate) fn pop_hot(class: usize, zeroed: bool, range: Range) -> *mut u8 {
             return ptr::null_mut();
         };
         // SAFETY: as above.
-        if !unsafe { intact(p, class) } {
+        if !unsafe { intact::<false>(p, class) } {
             return ptr::null_mut();
         }
         c.heads[class] = next;
@@ -427,162 +451,6 @@ pub(crate) unsafe fn is_marked(p: *mut u8) -> bool {
     unsafe { p.add(8).cast::<usize>().read() == mark(p) }
 }
 
-/// A run of marked blocks of one class, linked through their first payload word.
-#[derive(Clone, Copy)]
-pub(crate) struct Chain {
-    first: *mut u8,
-    last: *mut u8,
-    len: u32,
-}
-
-impl Chain {
-    /// Calls `f` with each block, unmarking it first (the block leaves the caches). Each link is
-    /// checked before it is followed (`ask_heap` judges one outside the break range); a failed
-    /// check stops the walk and returns the block whose link failed.
-    pub(crate) fn drain(
-        self,
-        range: Range,
-        mut ask_heap: impl FnMut(*mut u8) -> bool,
-        mut f: impl FnMut(*mut u8),
-    ) -> Result<(), *mut u8> {
-        let mut p = self.first;
-        for i in 0..self.len {
-            // The last block's link is not the chain's: it is not followed.
-            let next = if i + 1 < self.len {
-                // SAFETY: p is a chain block in the heap's memory (checked when reached).
-                checked_next(p, range, &mut ask_heap)?
-            } else {
-                ptr::null_mut()
-            };
-            // SAFETY: as above; its second word is the mark.
-            unsafe { p.add(8).cast::<usize>().write(0) };
-            f(p);
-            p = next;
-        }
-        Ok(())
-    }
-}
-
-/// The link in cached payload `p`, checked, or `Err(p)`.
-fn checked_next(
-    p: *mut u8,
-    range: Range,
-    ask_heap: &mut impl FnMut(*mut u8) -> bool,
-) -> Result<*mut u8, *mut u8> {
-    // SAFETY: callers pass chain or list blocks, each checked to lie in the heap's memory.
-    match unsafe { follow(p, range) } {
-        Follow::Yes(next) if !next.is_null() => Ok(next),
-        Follow::AskHeap(next) if ask_heap(next) => Ok(next),
-        _ => Err(p),
-    }
-}
-
-/// Detaches up to `n` blocks from the front of the list at `head` (they keep their marks),
-/// checking each link before following it; `Err` names the block whose link failed (the list is
-/// left as it was).
-fn detach(
-    head: &mut *mut u8,
-    count: &mut u32,
-    n: usize,
-    range: Range,
-    mut ask_heap: impl FnMut(*mut u8) -> bool,
-) -> Result<Option<Chain>, *mut u8> {
-    let first = *head;
-    if first.is_null() || n == 0 {
-        return Ok(None);
-    }
-    // The count bounds the walk, so a link bent back into the list cannot make it endless.
-    let n = n.min(*count as usize);
-    let mut last = first;
-    let mut len = 1;
-    while len < n {
-        last = checked_next(last, range, &mut ask_heap)?;
-        len += 1;
-    }
-    let next = if len < *count as usize {
-        checked_next(last, range, &mut ask_heap)?
-    } else {
-        ptr::null_mut()
-    };
-    *head = next;
-    *count -= len as u32 - u32::from(broken!(CacheBatchCount) && len > 1);
-    Ok(Some(Chain {
-        first,
-        last,
-        len: len as u32,
-    }))
-}
-
-/// Prepends `chain` to the list at `head`.
-fn attach(head: &mut *mut u8, count: &mut u32, chain: Chain) {
-    // SAFETY: the chain's last block is a cached block; its first word is its link.
-    unsafe { link::store(chain.last, *head) };
-    *head = chain.first;
-    *count += chain.len;
-}
-
-/// Batches that threads gave back and other threads may take, by class: the transfer cache
-/// between thread caches, so a producer thread refills with a batch a consumer thread freed in
-/// one O(1) step under a short lock, instead of freeing and allocating each block. A batch is
-/// kept whole (first, last, length), so neither side walks the other's blocks. Its blocks stay
-/// marked (a second free of one is still a double free) and allocated to the heap.
-pub(crate) struct Central {
-    chains: [[Chain; CENTRAL_BATCHES]; CLASSES],
-    counts: [usize; CLASSES],
-}
-
-/// Batches of each class the transfer cache holds at most.
-const CENTRAL_BATCHES: usize = 8;
-
-const NO_CHAIN: Chain = Chain {
-    first: ptr::null_mut(),
-    last: ptr::null_mut(),
-    len: 0,
-};
-
-impl Central {
-    /// Empty.
-    pub(crate) const fn new() -> Central {
-        Central {
-            chains: [[NO_CHAIN; CENTRAL_BATCHES]; CLASSES],
-            counts: [0; CLASSES],
-        }
-    }
-
-    /// Takes `chain` of `class` if there is room and more than one thread uses the caches (a
-    /// lone thread gains nothing from it, and blocks waiting here cannot coalesce); gives it
-    /// back if not.
-    pub(crate) fn put(&mut self, class: usize, chain: Chain) -> Option<Chain> {
-        let n = self.counts[class];
-        if !shared() || n == CENTRAL_BATCHES {
-            return Some(chain);
-        }
-        let chain = if broken!(CentralPutShort) && chain.len > 1 {
-            Chain {
-                len: chain.len - 1,
-                ..chain
-            }
-        } else {
-            chain
-        };
-        self.chains[class][n] = chain;
-        self.counts[class] = n + 1;
-        None
-    }
-
-    /// The batch of `class` given back last, if any.
-    pub(crate) fn take(&mut self, class: usize) -> Option<Chain> {
-        let n = self.counts[class];
-        if n == 0 {
-            return None;
-        }
-        if !broken!(CentralTakeTwice) {
-            self.counts[class] = n - 1;
-        }
-        Some(self.chains[class][n - 1])
-    }
-}
-
 impl ThreadCache {
     /// Detaches up to `n` blocks of `class`, still marked (see [`detach`]).
     pub(crate) fn take_chain(
@@ -647,7 +515,7 @@ impl ThreadCache {
             return Ok(None);
         }
         // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
-        if !unsafe { intact(p, class) } {
+        if !unsafe { intact::<true>(p, class) } {
             return Err(p);
         }
         let mut ask_heap = ask_heap;
@@ -721,7 +589,7 @@ fn check_cached(p: *mut u8, class: usize, lo: usize, hi: usize) -> Result<(), Co
 }
 
 /// Walks `len` blocks of a list from `first`, checking each; returns the last one visited.
-fn check_list(
+pub(crate) fn check_list(
     first: *mut u8,
     len: usize,
     class: usize,
@@ -778,40 +646,6 @@ impl ThreadCache {
                 f(p);
                 // SAFETY: list members are cached blocks whose first word links to the next.
                 p = unsafe { link::load(p) };
-            }
-        }
-    }
-}
-
-impl Central {
-    /// Invariant 10 over the transfer cache: each batch holds `len` checked blocks of its class
-    /// and ends at its recorded last block.
-    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
-        for class in 0..CLASSES {
-            for chain in &self.chains[class][..self.counts[class]] {
-                let last = check_list(chain.first, chain.len as usize, class, lo, hi)?;
-                if chain.len == 0 || last != chain.last {
-                    return Err(Corruption {
-                        invariant: 10,
-                        addr: chain.first as usize,
-                        what: "a transfer-cache batch does not end at its last block",
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Calls `f` with every block in the transfer cache.
-    pub(crate) fn for_each(&self, f: &mut dyn FnMut(*mut u8)) {
-        for class in 0..CLASSES {
-            for chain in &self.chains[class][..self.counts[class]] {
-                let mut p = chain.first;
-                for _ in 0..chain.len {
-                    f(p);
-                    // SAFETY: batch members are cached blocks whose first word links to the next.
-                    p = unsafe { link::load(p) };
-                }
             }
         }
     }

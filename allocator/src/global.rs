@@ -80,6 +80,9 @@ pub struct LockedHeap<S: Source> {
     /// `free` path.
     lo: AtomicUsize,
     hi: AtomicUsize,
+    /// The same range as the caches check links against ([`cache::Range`]), published with it.
+    first: AtomicUsize,
+    span: AtomicUsize,
     cached: bool,
     /// [`Config::cache_limit`], for the caches this heap takes.
     cache_limit: u32,
@@ -150,6 +153,8 @@ impl<S: Source + Send> LockedHeap<S> {
             central: UnsafeCell::new(Central::new()),
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
+            first: AtomicUsize::new(0),
+            span: AtomicUsize::new(0),
             cached,
             cache_limit: config.cache_limit,
             cache_end: cache::cache_end(config.mmap_threshold),
@@ -166,11 +171,12 @@ impl<S: Source + Send> LockedHeap<S> {
         let r = f(h);
         // Stored only when they change: every lock-free `free` of every thread reads them.
         let (lo, hi) = h.break_range();
-        if self.lo.load(Ordering::Relaxed) != lo {
+        if self.lo.load(Ordering::Relaxed) != lo || self.hi.load(Ordering::Relaxed) != hi {
             self.lo.store(lo, Ordering::Relaxed);
-        }
-        if self.hi.load(Ordering::Relaxed) != hi {
             self.hi.store(hi, Ordering::Relaxed);
+            let range = cache::Range::of(lo, hi);
+            self.first.store(range.first, Ordering::Relaxed);
+            self.span.store(range.span, Ordering::Relaxed);
         }
         drop(held);
         r
@@ -180,8 +186,8 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline(always)]
     fn range(&self) -> cache::Range {
         cache::Range {
-            lo: self.lo.load(Ordering::Relaxed),
-            hi: self.hi.load(Ordering::Relaxed),
+            first: self.first.load(Ordering::Relaxed),
+            span: self.span.load(Ordering::Relaxed),
         }
     }
 
@@ -259,8 +265,9 @@ impl<S: Source + Send> LockedHeap<S> {
         h.stats.frees += core::mem::take(&mut c.frees);
     }
 
-    /// `malloc`.
-    #[inline]
+    /// `malloc`. Inlined into its callers, as the hot path must be (the caches' checks made it too
+    /// large for the compiler's own choice).
+    #[inline(always)]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size < self.cache_end && self.caching() {
             if let Some(p) =

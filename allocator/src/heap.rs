@@ -339,10 +339,9 @@ impl<S: Source> Heap<S> {
     /// Unlinks free block `b` of `size` bytes, after checking both its links (a use after free
     /// overwrites them) and that they point back at it.
     fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
-        let bin = bin_of(size);
         // SAFETY: b is a free block of `size` bytes (checked by the caller's tag check).
         let (n, p) = unsafe { (binning::next(b), binning::prev(b)) };
-        if !self.free_link_ok(n, bin) || !self.free_link_ok(p, bin) {
+        if !self.link_in_heap(n) || !self.link_in_heap(p) {
             return Err(corrupt_free(call, b));
         }
         // SAFETY: as above; its links lead to free blocks of the heap or are null.

@@ -47,6 +47,7 @@ pub mod os;
 pub mod source;
 mod stats;
 mod tag;
+mod transfer;
 mod walk;
 
 pub use error::{Call, Error, Misuse, MisuseKind};

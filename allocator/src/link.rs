@@ -78,6 +78,16 @@ impl<S: Source> Heap<S> {
         false
     }
 
+    /// Whether `b`, revealed from a link, may be read through: null, or 8 modulo 16 with a whole
+    /// minimum block inside the heap's memory. Enough before `Bins::remove`, which then checks that
+    /// the neighbours' links point back at the block: a forged link that passes both would have to
+    /// name a heap address whose own protected link reveals to the block, which takes knowing the
+    /// heap's addresses. [`free_link_ok`](Heap::free_link_ok) adds the header check.
+    #[inline]
+    pub(crate) fn link_in_heap(&self, b: *mut u8) -> bool {
+        b.is_null() || (b as usize % 16 == 8 && self.owns(b as usize, MIN_BLOCK))
+    }
+
     /// Whether `b`, revealed from a link of a block in bin `bin`, may be followed: null (the end of
     /// the list), or a block 8 modulo 16 inside the heap's memory whose header is a valid free
     /// block's of that bin.

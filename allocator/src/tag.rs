@@ -90,6 +90,13 @@ impl Tag {
         self.bits | (check(addr, self.bits) << 48)
     }
 
+    /// The size and flags of `word`, its check bits not looked at (for the cache's hot path, which
+    /// needs only those; see `cache::intact`).
+    #[inline]
+    pub const fn unchecked(word: u64) -> Tag {
+        Tag { bits: word & LOW }
+    }
+
     /// The tag stored as `word` at `addr`, or `None` if the word's check does not match.
     #[inline]
     pub const fn decode(addr: usize, word: u64) -> Option<Tag> {

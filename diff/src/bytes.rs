@@ -26,6 +26,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::op::FREED_WORDS;
 use crate::op::{
     BadCall, BadPtr, Dialect, Foreign, Op, Trace, ALIGNS, MAX_FAIL_NEXT, MAX_OVERWRITE, MAX_SLOTS,
     MAX_THREADS, SIZES,
@@ -50,6 +51,7 @@ enum Kind {
     Thread,
     ThreadExit,
     Fork,
+    WriteFreed,
 }
 
 /// Opcode byte modulo 40 to kind; repeated kinds are drawn more often.
@@ -83,7 +85,7 @@ const OPCODES: [Kind; 40] = {
         Malloc,
         Misuse,
         Misuse,
-        Misuse,
+        WriteFreed,
         Overwrite,
         FailNext,
         FailNext,
@@ -228,6 +230,10 @@ fn op(u: &mut Unstructured<'_>) -> Op {
             slot: slot(u),
             len: 1 + usize::from(byte(u)) % MAX_OVERWRITE,
         },
+        Kind::WriteFreed => Op::WriteFreed {
+            slot: slot(u),
+            word: usize::from(byte(u)) % FREED_WORDS,
+        },
         Kind::FailNext => Op::FailNext {
             count: 1 + usize::from(byte(u)) % MAX_FAIL_NEXT,
         },
@@ -283,6 +289,7 @@ fn kind_of(op: &Op) -> Kind {
         Op::Overwrite { .. } => Kind::Overwrite,
         Op::FailNext { .. } => Kind::FailNext,
         Op::ForeignSbrk { .. } => Kind::ForeignSbrk,
+        Op::WriteFreed { .. } => Kind::WriteFreed,
         Op::Thread { .. } => Kind::Thread,
         Op::ThreadExit => Kind::ThreadExit,
         Op::Fork => Kind::Fork,
@@ -417,6 +424,10 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
                 put_slot(&mut out, slot);
                 out.push((len.saturating_sub(1) % MAX_OVERWRITE) as u8);
             }
+            Op::WriteFreed { slot, word } => {
+                put_slot(&mut out, slot);
+                out.push((word % FREED_WORDS) as u8);
+            }
             Op::FailNext { count } => out.push((count.saturating_sub(1) % MAX_FAIL_NEXT) as u8),
             Op::ForeignSbrk { bytes } => put_number(&mut out, SIZES, bytes),
             Op::Thread { thread } => out.push(thread as u8),
@@ -449,6 +460,7 @@ mod tests {
             Kind::Thread,
             Kind::ThreadExit,
             Kind::Fork,
+            Kind::WriteFreed,
         ] {
             assert!(OPCODES.contains(&k), "{k:?}");
         }

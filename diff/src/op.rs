@@ -25,6 +25,8 @@ pub const MAX_SLOTS: usize = 1 << 20;
 pub const MAX_OPS: usize = 1 << 24;
 /// Most bytes an [`Op::Overwrite`] writes past the usable end of a block: one tag.
 pub const MAX_OVERWRITE: usize = 8;
+/// How many places an [`Op::WriteFreed`] can write to (see [`Op::WriteFreed`]'s `word`).
+pub const FREED_WORDS: usize = 4;
 /// Most OS requests one [`Op::FailNext`] makes fail.
 pub const MAX_FAIL_NEXT: usize = 8;
 /// Most bytes one [`Op::ForeignSbrk`] moves the simulated break by.
@@ -153,6 +155,18 @@ pub enum Op {
         /// Bytes written past the usable size, `1..=MAX_OVERWRITE`.
         len: usize,
     },
+    /// Misuse dialect: free the slot's block, write into it (a use after free), then allocate
+    /// blocks of its size again. The allocator must report the damage (a misuse reply, or its heap
+    /// walker) or come to no harm (no block it returns overlaps a live one); never crash. The trace
+    /// ends there. Ignored on an empty slot or an mmap-sized block.
+    WriteFreed {
+        /// Slot whose block is freed and then written to.
+        slot: usize,
+        /// What is overwritten, `0..FREED_WORDS`: 0 the header word before the payload, 1 the
+        /// first payload word (a free-list or cache link), 2 the second, 3 the first 16 to 64
+        /// payload bytes.
+        word: usize,
+    },
     /// Faults dialect: the next `count` OS requests fail (`1..=MAX_FAIL_NEXT`).
     FailNext {
         /// How many requests fail.
@@ -277,6 +291,7 @@ impl Op {
     pub fn dialect(&self) -> Dialect {
         match self {
             Op::Misuse { .. } | Op::Overwrite { .. } => Dialect::Misuse,
+            Op::WriteFreed { .. } => Dialect::Misuse,
             Op::FailNext { .. } | Op::ForeignSbrk { .. } => Dialect::Faults,
             Op::Thread { .. } | Op::ThreadExit | Op::Fork => Dialect::Threads,
             _ => Dialect::Clean,
@@ -295,6 +310,7 @@ impl Op {
             | Op::Memalign { slot, .. }
             | Op::UsableSize { slot }
             | Op::Overwrite { slot, .. } => Some(slot),
+            Op::WriteFreed { slot, .. } => Some(slot),
             Op::Misuse {
                 ptr: BadPtr::Freed { slot } | BadPtr::Interior { slot, .. },
                 ..
@@ -315,6 +331,7 @@ impl Op {
             | Op::Memalign { slot, .. }
             | Op::UsableSize { slot }
             | Op::Overwrite { slot, .. } => *slot = new,
+            Op::WriteFreed { slot, .. } => *slot = new,
             Op::Misuse {
                 ptr: BadPtr::Freed { slot } | BadPtr::Interior { slot, .. },
                 ..
@@ -334,6 +351,10 @@ impl Op {
             Op::Overwrite { slot, len } => Op::Overwrite {
                 slot,
                 len: len.clamp(1, MAX_OVERWRITE),
+            },
+            Op::WriteFreed { slot, word } => Op::WriteFreed {
+                slot,
+                word: word % FREED_WORDS,
             },
             Op::FailNext { count } => Op::FailNext {
                 count: count.clamp(1, MAX_FAIL_NEXT),
@@ -367,6 +388,7 @@ impl Op {
             | Op::AlignedAlloc { align, size, .. }
             | Op::Memalign { align, size, .. } => vec![align, size],
             Op::Overwrite { len, .. } => vec![len],
+            Op::WriteFreed { word, .. } => vec![word],
             Op::FailNext { count } => vec![count],
             Op::ForeignSbrk { bytes } => vec![bytes],
             Op::Misuse { call, ptr } => {
@@ -396,6 +418,7 @@ impl Op {
             | Op::AlignedAlloc { align, size, .. }
             | Op::Memalign { align, size, .. } => *[align, size][i] = value,
             Op::Overwrite { len, .. } => *len = value,
+            Op::WriteFreed { word, .. } => *word = value,
             Op::FailNext { count } => *count = value,
             Op::ForeignSbrk { bytes } => *bytes = value,
             Op::Thread { thread } => *thread = value,
@@ -447,7 +470,8 @@ impl Trace {
     /// 2. slots are reduced modulo [`MAX_SLOTS`];
     /// 3. bounded values are clamped: [`Op::Overwrite`] length to `1..=MAX_OVERWRITE`,
     ///    [`Op::FailNext`] count to `1..=MAX_FAIL_NEXT`, [`Op::ForeignSbrk`] bytes to
-    ///    `..=MAX_FOREIGN_SBRK`, [`BadPtr::Interior`] offsets to at least 1;
+    ///    `..=MAX_FOREIGN_SBRK`, [`BadPtr::Interior`] offsets to at least 1, [`Op::WriteFreed`]
+    ///    words modulo [`FREED_WORDS`];
     /// 4. the trace is cut to [`MAX_OPS`] operations;
     /// 5. the tunables are brought into their ranges ([`Tunables::fixed`]).
     ///

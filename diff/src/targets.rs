@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | [`ops`] | fuzz bytes, [`Dialect::Clean`] | tagalloc (private break), shadow model + heap walker after every op |
 //! | [`diff`] | fuzz bytes, [`Dialect::Clean`] | tagalloc against libc, differential |
-//! | [`misuse`] | fuzz bytes, [`Dialect::Misuse`] | tagalloc; every misuse must be reported as the right error, nothing else may be |
+//! | [`misuse`] | fuzz bytes, [`Dialect::Misuse`] | tagalloc's core heap, then its locked heap with thread caches; every misuse must be reported as the right error, nothing else may be |
 //! | [`faults`] | fuzz bytes, [`Dialect::Faults`] | tagalloc on a simulated source, with injected OS failures and foreign `sbrk`: success is correct or failure is a clean `ENOMEM`, heap always valid |
 //! | [`locked`] | fuzz bytes, [`Dialect::Clean`] | tagalloc as programs link it: the locked heap with thread caches, transfer cache and lock-free paths; shadow model, heap walker and cache invariants after every op |
 //! | [`threads`] | fuzz bytes, [`Dialect::Threads`] | the locked heap on 1–4 threads scheduled by the trace, cross-thread frees, thread exits, `fork` with the child checking its heap |
@@ -147,9 +147,11 @@ impl Target {
         match self {
             Target::Diff => isolate::diff(for_trace(trace, false), LibcBackend::new(), trace, iso),
             Target::TraceParse => round_trip(trace),
-            Target::Ops | Target::Misuse | Target::Faults => {
-                isolate::run(for_trace(trace, false), trace, iso)
+            Target::Misuse => {
+                isolate::run(for_trace(trace, false), trace, iso)?;
+                isolate::run(for_trace(trace, true), trace, iso)
             }
+            Target::Ops | Target::Faults => isolate::run(for_trace(trace, false), trace, iso),
             Target::Locked | Target::Threads => isolate::run(for_trace(trace, true), trace, iso),
         }
     }
@@ -159,9 +161,12 @@ impl Target {
         match self {
             Target::Diff => differ::diff(for_trace(trace, false), LibcBackend::new(), trace),
             Target::TraceParse => round_trip(trace),
-            Target::Ops | Target::Misuse | Target::Faults => {
-                runner::run(for_trace(trace, false), trace)
+            // Misuse on the core heap and through the thread caches, whose checks differ.
+            Target::Misuse => {
+                runner::run(for_trace(trace, false), trace)?;
+                runner::run(for_trace(trace, true), trace)
             }
+            Target::Ops | Target::Faults => runner::run(for_trace(trace, false), trace),
             Target::Locked | Target::Threads => runner::run(for_trace(trace, true), trace),
         }
     }

@@ -6,6 +6,7 @@
 //! free SLOT                        usable_size SLOT                 check
 //! posix_memalign SLOT ALIGN SIZE   aligned_alloc SLOT ALIGN SIZE    memalign SLOT ALIGN SIZE
 //! misuse CALL PTR                  overwrite SLOT LEN               (misuse dialect)
+//! write_freed SLOT WORD                                             (misuse dialect)
 //! fail_next COUNT                  foreign_sbrk BYTES               (faults dialect)
 //! thread N                         thread_exit                      fork (threads dialect)
 //! a SLOT SIZE   r SLOT SIZE   f SLOT                                (CS:APP malloc lab)
@@ -30,6 +31,7 @@
 
 use std::fmt;
 
+use crate::op::FREED_WORDS;
 use crate::op::{
     BadCall, BadPtr, Foreign, Op, Trace, MAX_FAIL_NEXT, MAX_FOREIGN_SBRK, MAX_OVERWRITE, MAX_SLOTS,
     MAX_THREADS, PTRDIFF_MAX,
@@ -347,6 +349,10 @@ fn parse_op(words: &[&str]) -> Result<Op, String> {
             slot: w.slot()?,
             len: w.bounded("a length", 1, MAX_OVERWRITE)?,
         },
+        "write_freed" => Op::WriteFreed {
+            slot: w.slot()?,
+            word: w.bounded("a word", 0, FREED_WORDS - 1)?,
+        },
         "fail_next" => Op::FailNext {
             count: w.bounded("a count", 1, MAX_FAIL_NEXT)?,
         },
@@ -470,6 +476,7 @@ impl fmt::Display for Op {
                 }
             }
             Op::Overwrite { slot, len } => write!(f, "overwrite {slot} {len}"),
+            Op::WriteFreed { slot, word } => write!(f, "write_freed {slot} {word}"),
             Op::FailNext { count } => write!(f, "fail_next {count}"),
             Op::ForeignSbrk { bytes } => write!(f, "foreign_sbrk {}", n(bytes)),
             Op::Thread { thread } => write!(f, "thread {thread}"),
@@ -613,6 +620,7 @@ mod tests {
                 ptr: BadPtr::Freed { slot: 9 },
             },
             Op::Overwrite { slot: 4, len: 8 },
+            Op::WriteFreed { slot: 5, word: 3 },
             Op::FailNext { count: 2 },
             Op::ForeignSbrk { bytes: 4096 },
             Op::Thread { thread: 3 },

@@ -54,18 +54,6 @@ fail() {
     printf 'FAIL %s: %s\n' "$1" "$2"
     failed=$((failed + 1))
 }
-# The shipped library's C exports (symbol layer, errno, malloc_usable_size) judged by the suite's
-# oracles: every clean and threads trace kept under corpus/ (the misuse and faults dialects need
-# tagalloc in-process), each run in a fresh child of tagalloc-diff that loaded the library.
-mapfile -t kept < <(grep -L -E '^[[:space:]]*(misuse|overwrite|fail_next|foreign_sbrk)' \
-    "$root"/corpus/seeds/*.trace "$root"/corpus/regressions/*.trace)
-run dlopen-corpus 300 -- "$differ" run --backend "$so" "${kept[@]}"
-if [[ $status -eq 0 ]]; then
-    ok "dlopen-corpus: ${#kept[@]} kept traces pass every oracle on $(basename "$so")"
-else
-    fail "dlopen-corpus" "$(describe_status $status): $(grep -v ': ok (' "$logs/dlopen-corpus.out" "$logs/dlopen-corpus.err" | head -n 3 | tr '\n' ' ' | cut -c 1-300)"
-fi
-
 finish() {
     printf '%d passed, %d failed\n' "$passed" "$failed"
     exit $((failed > 0))
@@ -383,6 +371,18 @@ if [[ $status -eq 0 ]]; then
     ok "dlopen-replay: $(first_line "$logs/dlopen-replay.out")"
 else
     fail "dlopen-replay" "$(describe_status $status): $(head -n 3 "$logs/dlopen-replay.out" "$logs/dlopen-replay.err" | tr '\n' ' ' | cut -c 1-200)"
+fi
+
+# The shipped library's C exports (symbol layer, errno, malloc_usable_size) judged by the suite's
+# oracles: every clean and threads trace kept under corpus/ (the misuse and faults dialects need
+# tagalloc in-process), each run in a fresh child of tagalloc-diff that loaded the library.
+mapfile -t kept < <(grep -L -E '^[[:space:]]*(misuse|overwrite|fail_next|foreign_sbrk)' \
+    "$root"/corpus/seeds/*.trace "$root"/corpus/regressions/*.trace)
+run dlopen-corpus 300 -- "$differ" run --backend "$so" "${kept[@]}"
+if [[ $status -eq 0 ]]; then
+    ok "dlopen-corpus: ${#kept[@]} kept traces pass every oracle on $(basename "$so")"
+else
+    fail "dlopen-corpus" "$(describe_status $status): $(grep -v ': ok (' "$logs/dlopen-corpus.out" "$logs/dlopen-corpus.err" | head -n 3 | tr '\n' ' ' | cut -c 1-300)"
 fi
 
 finish

@@ -524,4 +524,18 @@ mod tests {
         let r = runner::run(Dies("abort", 0), &trace()).unwrap_err();
         assert_eq!(r.failure.kind(), "crash", "{r}");
     }
+
+    #[test]
+    fn failing_jobs_confines_a_crash_to_its_job_and_goes_on() {
+        let stall = Duration::from_secs(10);
+        let failed = failing_jobs(10, stall, usize::MAX, |i| match i {
+            // SAFETY: abort in the forked child is the point.
+            3 => unsafe { libc::abort() },
+            6 => false,
+            _ => true,
+        });
+        assert_eq!(failed, vec![3, 6]);
+        assert_eq!(failing_jobs(10, stall, 1, |i| i < 2), vec![2]);
+        assert!(failing_jobs(5, stall, usize::MAX, |_| true).is_empty());
+    }
 }

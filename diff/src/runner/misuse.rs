@@ -1,5 +1,5 @@
 //! The misuse dialect on the runner: bad pointers handed to `free`, `realloc` and
-//! `malloc_usable_size`, and overwrites of the next block's tag. Only backends that promise to
+//! `malloc_usable_size`, overwrites of the next block's tag, and writes into freed blocks. Only backends that promise to
 //! report misuse ([`Caps::misuse`](crate::backend::Caps::misuse)) ever see these; for them, every
 //! misuse must come back as the right [`Reply::Misuse`], naming the call and the pointer.
 
@@ -7,7 +7,7 @@ use std::cell::UnsafeCell;
 
 use super::{reply_text, unexpected, Outcome, Runner, Step};
 use crate::backend::{Backend, MisuseCall, MisuseKind, Reply, Request};
-use crate::op::{BadCall, BadPtr, Foreign, Op};
+use crate::op::{BadCall, BadPtr, Foreign, Op, FREED_WORDS};
 use crate::report::Failure;
 use crate::shadow::{Block, Owner};
 
@@ -142,5 +142,80 @@ impl<B: Backend> Runner<B> {
                 reply: reply_text(&r),
             }),
         }
+    }
+
+    /// [`Op::WriteFreed`]: frees the slot's block, writes into it, then allocates blocks of its
+    /// size up to four times. Each reply must be a block that overlaps no live one, or a report of
+    /// the damage by `malloc`; with no report, the heap walker (when the backend has one) may
+    /// report it instead, or find nothing wrong (the write hit memory nothing reads: a block that
+    /// merged into a free neighbour). The trace ends here either way.
+    pub(super) fn write_freed(&mut self, slot: usize, word: usize) -> Result<Step, Failure> {
+        let Some(b) = self.shadow.get(slot).copied() else {
+            return Ok(Step::new(Outcome::Skipped));
+        };
+        if !self.caps.misuse || !self.in_segment(&b) {
+            return Ok(Step::new(Outcome::Skipped));
+        }
+        // SAFETY: the block is live.
+        unsafe { self.shadow.verify(Owner::Slot(slot), &b)? };
+        let op = Op::Free { slot };
+        match self.call(Request::Free {
+            ptr: b.addr as *mut u8,
+        }) {
+            Reply::Done => {}
+            r => return Err(unexpected(&op, &r)),
+        }
+        self.shadow.remove(Owner::Slot(slot));
+        let (from, len) = match word % FREED_WORDS {
+            0 => (b.addr - 8, 8),
+            1 => (b.addr, 8),
+            2 => (b.addr + 8, 8),
+            _ => (b.addr, b.size.clamp(16, 64)),
+        };
+        for i in 0..len {
+            let at = (from + i) as *mut u8;
+            // SAFETY: the deliberate use after free of the misuse dialect: the freed segment block's
+            // header word, or at most 64 bytes of its payload (a segment block has at least 24
+            // usable bytes, and at least its size), all inside the heap's own (simulated) memory.
+            unsafe { at.write(at.read() ^ 0xa5) };
+        }
+        self.corrupted = true;
+        let what = format!("malloc({}) after write_freed {slot} {word}", b.size);
+        let expected = vec![MisuseKind::CorruptFree, MisuseKind::CorruptTag];
+        for _ in 0..4 {
+            match self.call(Request::Malloc { size: b.size }) {
+                Reply::Misuse(m) if m.call == MisuseCall::Malloc && expected.contains(&m.kind) => {
+                    return Ok(Step::new(Outcome::Misuse));
+                }
+                Reply::Ptr(p) => {
+                    let got = Block {
+                        addr: p.as_ptr() as usize,
+                        ..b
+                    };
+                    if let Some((_, live)) = self.shadow.overlapping(&got) {
+                        return Err(Failure::MisuseMissed {
+                            call: what,
+                            expected,
+                            reply: format!(
+                                "{:#x}, overlapping the live block at {:#x}",
+                                got.addr, live.addr
+                            ),
+                        });
+                    }
+                }
+                Reply::Null { .. } => {}
+                r => {
+                    return Err(Failure::MisuseMissed {
+                        call: what,
+                        expected,
+                        reply: reply_text(&r),
+                    })
+                }
+            }
+        }
+        if self.caps.walker && self.backend.check().is_err() {
+            return Ok(Step::new(Outcome::Misuse));
+        }
+        Ok(Step::new(Outcome::Done))
     }
 }

@@ -224,6 +224,7 @@ impl<B: Backend> Runner<B> {
             }
             Op::Misuse { call, ptr } => self.misuse(op, call, ptr),
             Op::Overwrite { slot, len } => self.overwrite(slot, len),
+            Op::WriteFreed { slot, word } => self.write_freed(slot, word),
             Op::FailNext { count } => Ok(self.inject(Fault::FailNext(count))),
             Op::ForeignSbrk { bytes } => {
                 // The heap may abandon the rest of its segment when the break jumps.

@@ -226,3 +226,40 @@ fn reports_name_the_op_the_blocks_and_a_minimal_trace() {
     let again = text::parse(shown.split_once("):\n").unwrap().1).unwrap();
     assert!(runner::run(Toy::new(Flaw::DirtyCalloc), &again).is_err());
 }
+
+/// A write into a freed block between two live ones, of any word, is reported by the next
+/// `malloc` of its size (the step's outcome is a misuse, not merely harmless), on the simulated
+/// heap and on the reserved-break one the misuse fuzz target uses.
+#[test]
+fn tagalloc_reports_every_write_into_a_freed_block() {
+    use tagalloc_diff::runner::{Outcome, Runner};
+    for size in [40, 3000] {
+        for word in 0..tagalloc_diff::op::FREED_WORDS {
+            let t = trace(&format!(
+                "malloc 0 {size}\nmalloc 1 {size}\nmalloc 2 {size}\nwrite_freed 1 {word}\n"
+            ));
+            let backends: [Box<dyn Backend>; 2] = [
+                Box::new(TagallocBackend::sim(4 << 20)),
+                for_dialect(Dialect::Misuse),
+            ];
+            for backend in backends {
+                let name = backend.name();
+                let mut r = Runner::new(backend);
+                let mut last = None;
+                for (i, op) in t.ops.iter().enumerate() {
+                    last = Some(
+                        r.step(i, op)
+                            .unwrap_or_else(|f| panic!("{name}: {f}"))
+                            .outcome,
+                    );
+                }
+                assert_eq!(
+                    last,
+                    Some(Outcome::Misuse),
+                    "{name}: size {size}, word {word}"
+                );
+                r.finish().unwrap();
+            }
+        }
+    }
+}

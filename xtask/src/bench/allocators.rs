@@ -15,6 +15,12 @@ use super::Paths;
 /// Every allocator, in the order of the report's columns. `glibc` comes first: it is the baseline.
 pub const NAMES: &[&str] = &["glibc", "tagalloc", "jemalloc", "mimalloc", "tcmalloc"];
 
+/// The environment variable naming a second `libtagalloc.so` (another commit's build) to measure
+/// beside this one, as the column [`BASELINE_NAME`].
+pub const BASELINE_ENV: &str = "TAGALLOC_BENCH_BASELINE";
+/// The column of that second build.
+pub const BASELINE_NAME: &str = "tagalloc-base";
+
 /// An allocator from Debian: its package and the file name its shared object starts with.
 struct Debian {
     name: &'static str,
@@ -82,6 +88,16 @@ pub fn prepare(wanted: &[&'static str], paths: &Paths) -> (Vec<Allocator>, Vec<U
     }
     if wanted.contains(&"tagalloc") {
         found.push(("tagalloc", build_tagalloc(paths)));
+        // Another build of tagalloc to compare with, measured in the same interleaved rounds.
+        if let Some(so) = std::env::var_os(BASELINE_ENV).filter(|v| !v.is_empty()) {
+            found.push((
+                BASELINE_NAME,
+                Ok(Library {
+                    so: PathBuf::from(so),
+                    version: format!("the library in {BASELINE_ENV}"),
+                }),
+            ));
+        }
     }
 
     let debian: Vec<&Debian> = DEBIAN.iter().filter(|d| wanted.contains(&d.name)).collect();
@@ -123,7 +139,12 @@ pub fn prepare(wanted: &[&'static str], paths: &Paths) -> (Vec<Allocator>, Vec<U
             Err(reason) => missing.push(Unavailable { name, reason }),
         }
     }
-    ready.sort_by_key(|a| NAMES.iter().position(|n| *n == a.name));
+    ready.sort_by_key(|a| {
+        NAMES
+            .iter()
+            .position(|n| *n == a.name)
+            .unwrap_or(NAMES.len())
+    });
     (ready, missing)
 }
 

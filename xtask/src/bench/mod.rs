@@ -46,6 +46,10 @@ options:
   --list                  list the workloads and exit
   -h, --help              this help
 
+environment:
+  TAGALLOC_BENCH_BASELINE=SO   also measure this libtagalloc.so (say, main's build) as the
+                          column tagalloc-base, in the same interleaved rounds as tagalloc
+
 Exit status: 0; 1 if some workload failed under some allocator (the table is still
 printed); 2 on a bad option.
 ";

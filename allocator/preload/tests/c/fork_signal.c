@@ -161,6 +161,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 
     pid_t me = getpid();
+    /* Blocked while this fork runs: a signal landing inside fork itself would
+     * make the handler's fork wait for the one it interrupted (glibc's handler
+     * list lock, in the two-thread case), a deadlock of the test, not of malloc. */
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
     sender = fork();
     if (sender < 0)
         fail("fork_signal: fork: %s", strerror(errno));
@@ -171,6 +175,7 @@ int main(int argc, char **argv)
             if (kill(me, SIGUSR1) < 0)
                 _exit(0);
     }
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 
     struct rng r = {.state = 1};
     while (forks < FORKS && !fork_failed) {
