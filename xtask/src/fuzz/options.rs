@@ -16,7 +16,7 @@ prints the commands that reproduce it, and exits 1.
 What it writes: new inputs into corpus/TARGET/ (committed files are never deleted or rewritten,
 unless --cmin), a crash's trace into corpus/regressions/, everything else under target/ and
 fuzz/artifacts/. A selftest_* fixture keeps its corpus and regressions under target/fixtures/.
-By default it takes about (seconds x targets) plus the first build of the fuzz targets (about 6
+By default it takes about (seconds x targets) plus the first build of the fuzz targets (about 2
 minutes on 2 cores with AddressSanitizer, then seconds); `--time 10` is a quick run.
 
 options:

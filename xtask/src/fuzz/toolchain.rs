@@ -13,7 +13,7 @@ use super::command;
 /// How long building the fuzz targets takes, as the build step says before it starts (measured on
 /// 2 cores with a cold cargo cache; the time is mostly the dependencies and the allocator with
 /// AddressSanitizer, so it hardly depends on the number of targets).
-pub const BUILD_TIME: &str = "about 6 min on 2 cores the first time, seconds after that";
+pub const BUILD_TIME: &str = "about 2 min on 2 cores the first time, seconds after that";
 
 /// How long `cargo install cargo-fuzz --locked` takes (2 cores, cold cargo cache).
 const INSTALL_TIME: &str = "about 4 min on 2 cores";
