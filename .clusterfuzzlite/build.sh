@@ -4,14 +4,32 @@
 #   TARGET_seed_corpus.zip      corpus/TARGET/ as its seed corpus (when zip or python3 is there)
 #   TARGET.dict                 fuzz/TARGET.dict, when there is one
 #
-# In the ClusterFuzzLite image $SRC and $SANITIZER are set and `cargo` is nightly. It also runs
-# on a developer's machine, outside Docker:
+# In the ClusterFuzzLite image $SRC and $SANITIZER are set and `cargo` is nightly; the Dockerfile
+# copies the repository to $SRC/tagalloc (the WORKDIR) and this script alone to $SRC/build.sh, so
+# the script cannot find the repository from its own location there. It looks, in order, at the
+# directory above the script (a checkout's .clusterfuzzlite/), the current directory, and
+# $SRC/tagalloc. `cargo xtask test clusterfuzzlite` runs it in that layout.
+#
+# It also runs on a developer's machine, outside Docker:
 #   OUT=/tmp/out bash .clusterfuzzlite/build.sh
 # where it uses nightly with AddressSanitizer when `rustup toolchain list` has a nightly, and the
 # default toolchain with `--sanitizer none` otherwise (SANITIZER=address or none forces either).
 
 : "${OUT:?set OUT to the directory that receives the fuzzers, e.g. OUT=/tmp/out bash $0}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+is_repo() { [ -f "$1/fuzz/Cargo.toml" ] && [ -d "$1/fuzz/fuzz_targets" ]; }
+root=""
+for dir in "$(dirname "${BASH_SOURCE[0]}")/.." "$PWD" ${SRC:+"$SRC/tagalloc"}; do
+  if is_repo "$dir"; then
+    root="$(cd "$dir" && pwd)"
+    break
+  fi
+done
+if [ -z "$root" ]; then
+  echo "build.sh: cannot find the repository (a directory with fuzz/Cargo.toml): not above" \
+    "$(dirname "${BASH_SOURCE[0]}"), not $PWD${SRC:+, not $SRC/tagalloc}" >&2
+  exit 2
+fi
+echo "build.sh: repository $root"
 cd "$root"
 mkdir -p "$OUT"
 

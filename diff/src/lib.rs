@@ -30,6 +30,7 @@ pub mod shrink;
 pub mod stress;
 pub mod targets;
 pub mod text;
+pub mod trace_file;
 pub mod tunables;
 
 pub use op::{Dialect, Op, Trace};

@@ -3,7 +3,7 @@
 //! Exit status: 0 when every trace ran clean, 1 when an oracle fired (the report, with a minimal
 //! trace, goes to stdout), 2 on bad input (usage, or `FILE:LINE: what is wrong`, on stderr).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use tagalloc_diff::backend::{Backend, Spec};
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
 use tagalloc_diff::shrink::{self, Budget};
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, isolate, runner, text, Report};
+use tagalloc_diff::{bytes, differ, isolate, runner, text, trace_file, Report};
 
 const USAGE: &str = "\
 usage:
@@ -26,9 +26,18 @@ usage:
   tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
 B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
 exporting malloc, free, calloc, realloc.
-T is ops, diff, misuse, faults, trace_parse, locked, threads (decides which ops survive;
-default: keep all).
-A TRACE of - is standard input. Exit status: 0 clean, 1 an oracle fired, 2 bad input.";
+T is ops, diff, misuse, faults, trace_parse, locked, threads, or all (keep every op): the target
+whose input FILE is, as it decodes it. Without --target, decode takes it from the directory FILE
+is in (fuzz/artifacts/T/..., corpus/T/...) and refuses to guess otherwise.
+A TRACE is a text trace, gzip-compressed or not (corpus/recorded/*.trace.gz); - is standard input.
+encode writes binary, so without -o it refuses to write to a terminal.
+
+options:
+  -h, --help     this text (also after a command: `tagalloc-diff run --help`)
+  -V, --version  the version
+  --             every argument after it is a file, even one starting with -
+
+Exit status: 0 clean, 1 an oracle fired, 2 bad input or usage.";
 
 /// Bad input: exit 2 with this message (and the usage too, for a malformed command line).
 struct Bad {
@@ -52,11 +61,24 @@ fn usage(message: impl Into<String>) -> Bad {
 
 type Outcome = Result<ExitCode, Bad>;
 
+/// How `decode` reads its bytes: as one target does, or keeping every op.
+#[derive(Clone, Copy)]
+enum DecodeAs {
+    Target(Target),
+    All,
+}
+
+/// What the command line asks for besides a command.
+enum Parsed {
+    Args(Args),
+    Help,
+}
+
 struct Args {
     words: Vec<String>,
     backend: Spec,
     against: Option<Spec>,
-    target: Option<Target>,
+    target: Option<DecodeAs>,
     out: Option<String>,
     ops: usize,
     runs: usize,
@@ -65,7 +87,7 @@ struct Args {
     config: Option<String>,
 }
 
-fn parse_args(argv: &[String]) -> Result<Args, Bad> {
+fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
     let mut a = Args {
         words: Vec::new(),
         backend: Spec::Tagalloc,
@@ -80,6 +102,10 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
+        if w == "--" {
+            a.words.extend(it.cloned());
+            break;
+        }
         let mut value = |name: &str| {
             it.next()
                 .cloned()
@@ -88,11 +114,16 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
         match w.as_str() {
             "--backend" => a.backend = Spec::parse(&value("--backend")?),
             "--against" => a.against = Some(Spec::parse(&value("--against")?)),
+            "-h" | "--help" => return Ok(Parsed::Help),
             "--target" => {
                 let t = value("--target")?;
-                a.target = Some(
-                    Target::from_name(&t).ok_or_else(|| usage(format!("unknown target `{t}`")))?,
-                );
+                a.target = Some(match t.as_str() {
+                    "all" => DecodeAs::All,
+                    _ => DecodeAs::Target(
+                        Target::from_name(&t)
+                            .ok_or_else(|| usage(format!("unknown target `{t}`")))?,
+                    ),
+                });
             }
             "-o" => a.out = Some(value("-o")?),
             "--config" => a.config = Some(value("--config")?),
@@ -108,11 +139,13 @@ fn parse_args(argv: &[String]) -> Result<Args, Bad> {
                     _ => a.time = n as u64,
                 }
             }
-            s if s.starts_with("--") => return Err(usage(format!("unknown option `{s}`"))),
+            s if s.starts_with('-') && s != "-" => {
+                return Err(usage(format!("unknown option `{s}`")))
+            }
             _ => a.words.push(w.clone()),
         }
     }
-    Ok(a)
+    Ok(Parsed::Args(a))
 }
 
 fn read_file(path: &str) -> Result<Vec<u8>, Bad> {
@@ -126,9 +159,17 @@ fn read_file(path: &str) -> Result<Vec<u8>, Bad> {
     std::fs::read(path).map_err(|e| bad(format!("{path}: {e}")))
 }
 
+/// A text trace, gzip-compressed or not.
 fn read_trace(path: &str) -> Result<Trace, Bad> {
-    let data = read_file(path)?;
+    let data = trace_file::decompress(read_file(path)?, path).map_err(bad)?;
     text::parse_bytes(&data).map_err(|e| bad(e.in_file(path)))
+}
+
+/// The target whose input `path` is, from the directory it is in: libFuzzer writes
+/// `fuzz/artifacts/TARGET/crash-...` and the corpora are `corpus/TARGET/`.
+fn target_of(path: &str) -> Option<Target> {
+    let dir = std::path::Path::new(path).parent()?.file_name()?;
+    Target::from_name(dir.to_str()?)
 }
 
 fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad> {
@@ -220,9 +261,17 @@ fn decode(a: &Args) -> Outcome {
         return Err(usage("decode takes one file"));
     };
     let data = read_file(path)?;
-    let trace = match a.target {
-        Some(t) => t.decode(&data),
-        None => bytes::decode(&data, Dialect::All),
+    let target = a.target.or_else(|| target_of(path).map(DecodeAs::Target));
+    let trace = match target {
+        Some(DecodeAs::Target(t)) => t.decode(&data),
+        Some(DecodeAs::All) => bytes::decode(&data, Dialect::All),
+        None => {
+            return Err(usage(format!(
+                "{path}: which target's input is it? Its directory is not named after a target \
+                 (as fuzz/artifacts/TARGET/ and corpus/TARGET/ are), and each target decodes \
+                 bytes its own way: pass --target T (or --target all to keep every op)"
+            )))
+        }
     };
     print!("{trace}");
     Ok(ExitCode::SUCCESS)
@@ -235,6 +284,12 @@ fn encode(a: &Args) -> Outcome {
     let data = bytes::encode(&read_trace(path)?);
     match &a.out {
         Some(out) => std::fs::write(out, &data).map_err(|e| bad(format!("{out}: {e}")))?,
+        None if std::io::stdout().is_terminal() => {
+            return Err(usage(
+                "encode writes binary fuzz bytes: not to a terminal; give -o FILE or redirect \
+                 standard output",
+            ))
+        }
         None => std::io::stdout()
             .write_all(&data)
             .map_err(|e| bad(format!("stdout: {e}")))?,
@@ -352,15 +407,14 @@ fn stress(a: &Args) -> Result<ExitCode, Bad> {
     }
 }
 
-fn main() -> ExitCode {
-    #[cfg(feature = "broken")]
-    tagalloc_diff::targets::select_broken_from_env();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = argv.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let result = parse_args(rest).and_then(|a| match cmd.as_str() {
+/// The commands, as `main` dispatches them.
+const COMMANDS: [&str; 7] = [
+    "run", "diff", "shrink", "decode", "encode", "bench", "stress",
+];
+
+/// Runs command `cmd` with its arguments.
+fn command(cmd: &str, a: Args) -> Outcome {
+    match cmd {
         "run" => run(&a),
         "diff" => {
             let a = Args {
@@ -374,11 +428,44 @@ fn main() -> ExitCode {
         "encode" => encode(&a),
         "bench" => bench(&a),
         "stress" => stress(&a),
+        other => Err(usage(format!("unknown command `{other}`"))),
+    }
+}
+
+fn main() -> ExitCode {
+    #[cfg(feature = "broken")]
+    tagalloc_diff::targets::select_broken_from_env();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = argv.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match cmd.as_str() {
         "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "-V" | "--version" => {
+            println!("tagalloc-diff {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        c if !COMMANDS.contains(&c) => {
+            let what = if c.starts_with('-') {
+                "option"
+            } else {
+                "command"
+            };
+            eprintln!("tagalloc-diff: unknown {what} `{c}`\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let result = parse_args(rest).and_then(|parsed| match parsed {
+        Parsed::Help => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(usage(format!("unknown command `{other}`"))),
+        Parsed::Args(a) => command(cmd, a),
     });
     match result {
         Ok(code) => code,

@@ -88,7 +88,10 @@ pub fn parse(text: &str) -> Result<Trace, ParseError> {
         if words.is_empty() {
             continue;
         }
-        let error = |message: String| ParseError { line, message };
+        let error = |message: String| ParseError {
+            line,
+            message: elide_long_quotes(&message),
+        };
         if ops.is_empty()
             && header_lines < 4
             && words.len() == 1
@@ -202,6 +205,35 @@ impl fmt::Display for ConfigLine<'_> {
         }
         Ok(())
     }
+}
+
+/// The longest quoted word an error message shows whole.
+const QUOTE_MAX: usize = 48;
+
+/// `message` with every backquoted word longer than [`QUOTE_MAX`] cut to its start, its end and its
+/// length: a 5 MB number in a trace gives a one-line error, not 5 MB of it.
+fn elide_long_quotes(message: &str) -> String {
+    let mut out = String::new();
+    // Said after the closing backquote of a word that was cut.
+    let mut after = String::new();
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+            out.push_str(&std::mem::take(&mut after));
+        }
+        // Odd parts sit between backquotes.
+        if i % 2 == 1 && part.chars().count() > QUOTE_MAX {
+            let head: String = part.chars().take(24).collect();
+            let tail: Vec<char> = part.chars().rev().take(8).collect();
+            out.push_str(&head);
+            out.push('…');
+            out.extend(tail.into_iter().rev());
+            after = format!(" ({} bytes)", part.len());
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// The words of one line, consumed left to right.
@@ -457,6 +489,24 @@ impl fmt::Display for Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_word_is_shown_cut_in_the_error() {
+        let huge = "9".repeat(5_000_000);
+        let e = parse(&format!("malloc 0 8\nmalloc 1 {huge}\n")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(
+            e.message,
+            format!("bad a size `{}…99999999` (5000000 bytes)", "9".repeat(24))
+        );
+        let e = parse(&format!("x{huge} 1\n")).unwrap_err();
+        assert!(e.message.len() < 100, "{}", e.message);
+        // Short words stay whole.
+        assert_eq!(
+            parse("free zero\n").unwrap_err().message,
+            "bad a slot `zero`"
+        );
+    }
 
     #[test]
     fn parses_the_examples_of_the_issue() {

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: everything CI checks, in order: formatting, clippy (with the `unsafe`
 //!   documentation lints), the workspace's tests, and real programs under the preload library.
-//! - `cargo xtask corpus`: regenerates the fuzz seed inputs from the readable traces.
+//! - `cargo xtask corpus`: regenerates the fuzz seed inputs (under `target/`) from the readable
+//!   traces.
 //! - `cargo xtask bench`: speed and memory of tagalloc next to glibc, jemalloc, mimalloc and
 //!   tcmalloc, on synthetic workloads, trace replays and real programs (see `bench/mod.rs`).
 //! - `cargo xtask fuzz`: fuzzes every target, prints a table, turns crashes into readable
@@ -16,17 +17,22 @@ mod variants;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <command>
+const USAGE: &str = "usage: cargo xtask <command> [ARGS]
 
 commands:
-  test     formatting, clippy, cargo test, real programs under LD_PRELOAD
-  corpus   regenerate the fuzz seed inputs under corpus/ from corpus/seeds and corpus/regressions
+  test     everything CI checks: fmt, clippy, cargo test, real programs under LD_PRELOAD, the
+           workflow lint, Miri, and (TAGALLOC_FUZZ_TESTS=1 or CI=true) the fuzzing checks
+  corpus   regenerate the fuzz seed inputs in target/fuzz-seeds/ from the readable traces
   bench    time and peak RSS under glibc, tagalloc, jemalloc, mimalloc, tcmalloc
-           (`cargo xtask bench --help` for its options)
   fuzz     fuzz every target, report, turn crashes into readable regression traces
-           (`cargo xtask fuzz --help` for its options)
   variants how fast the fuzz targets find tagalloc's deliberately broken variants, from the
-           hand-written seeds only (`cargo xtask variants --help`)
+           hand-written seeds only
+
+`cargo xtask COMMAND --help` shows a command's options.
+
+options:
+  -h, --help     this text
+  -V, --version  the version of xtask
 ";
 
 fn main() -> ExitCode {
@@ -41,8 +47,17 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("-V" | "--version") => {
+            println!("xtask {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
         Some(other) => {
-            eprintln!("cargo xtask: unknown command `{other}`\n\n{USAGE}");
+            let what = if other.starts_with('-') {
+                "option"
+            } else {
+                "command"
+            };
+            eprintln!("cargo xtask: unknown {what} `{other}`\n\n{USAGE}");
             ExitCode::from(2)
         }
         None => {

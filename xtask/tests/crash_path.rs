@@ -3,11 +3,11 @@
 //! the crash, minimise the input, write a readable trace to `regressions/`, print the command that
 //! reproduces it, and exit 1. It works in a temporary corpus root, never in the repository's.
 //!
-//! Slow (it needs cargo-fuzz and a fuzz build), so it runs only with `TAGALLOC_FUZZ_TESTS=1`; CI sets
-//! it for the job that runs the fuzz smoke.
+//! Slow (it needs cargo-fuzz and a fuzz build), so it is `#[ignore]`d in `cargo test`; the
+//! `crash-path` step of `cargo xtask test` runs it (with `TAGALLOC_FUZZ_TESTS=1`, and always in CI):
+//! `cargo test -p xtask --test crash_path -- --ignored`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -53,16 +53,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
+#[ignore = "needs cargo-fuzz and a fuzz build: the crash-path step of `cargo xtask test` runs it"]
 fn a_crash_becomes_a_minimised_readable_regression() {
-    if std::env::var("TAGALLOC_FUZZ_TESTS").as_deref() != Ok("1") {
-        // Straight to stderr, past the test harness's capture, so the skip is seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED crash_path: set TAGALLOC_FUZZ_TESTS=1 to run it (it needs cargo-fuzz and \
-             builds the fuzz targets; CI sets it next to the fuzz smoke)"
-        );
-        return;
-    }
     let started = Instant::now();
     let root = root();
     let tmp =

@@ -87,11 +87,148 @@ fn encode_and_decode_round_trip() {
     let bin = dir().join("rt.bin");
     let o = run(&["encode", "-o", bin.to_str().unwrap(), &t]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Its directory names no target: decode refuses to guess, and decodes when told.
     let o = run(&["decode", bin.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("pass --target T"), "{}", text(&o));
+    let o = run(&["decode", "--target", "all", bin.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let decoded = String::from_utf8(o.stdout).unwrap();
     let parse = |s: &str| tagalloc_diff::text::parse(s).unwrap();
     assert_eq!(parse(&decoded), parse(GOOD));
+}
+
+#[test]
+fn decode_takes_the_target_from_the_artifact_directory() {
+    // Bytes that decode differently per target: misuse keeps ops that ops drops.
+    let t = file(
+        "mixed.trace",
+        b"malloc 0 8\nmisuse free freed 0\noverwrite 0 4\nmalloc 1 16\n",
+    );
+    let bytes = run(&["encode", "-o", "/dev/stdout", &t]).stdout;
+    let mut seen = Vec::new();
+    for target in ["ops", "misuse"] {
+        let d = dir().join("artifacts").join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        let crash = d.join("crash-0123");
+        std::fs::write(&crash, &bytes).unwrap();
+        let by_path = run(&["decode", crash.to_str().unwrap()]);
+        let told = run(&["decode", "--target", target, crash.to_str().unwrap()]);
+        assert_eq!(by_path.status.code(), Some(0), "{}", text(&by_path));
+        assert_eq!(by_path.stdout, told.stdout, "{target}");
+        seen.push(by_path.stdout);
+    }
+    assert_ne!(
+        seen[0], seen[1],
+        "the two targets should decode these bytes differently"
+    );
+}
+
+#[test]
+fn help_and_version_exit_0_and_bad_flags_exit_2_with_usage() {
+    for args in [
+        vec!["--help"],
+        vec!["-h"],
+        vec!["help"],
+        vec!["run", "--help"],
+        vec!["decode", "-h"],
+        vec!["stress", "--help"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("usage:"),
+            "{args:?}"
+        );
+    }
+    for args in [vec!["--version"], vec!["-V"]] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("tagalloc-diff 0."));
+    }
+    for args in [
+        vec!["run", "-x", "a.trace"],
+        vec!["run", "--frobnicate"],
+        vec!["--frobnicate"],
+        vec!["frobnicate", "--help"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("usage:"), "{args:?}: {}", text(&o));
+    }
+    // After `--`, a word starting with `-` is a file.
+    let d = dir();
+    std::fs::write(d.join("-dash.trace"), GOOD).unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--", "-dash.trace"])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn gzip_traces_run_from_a_file_and_from_stdin() {
+    let t = file("packed.trace", GOOD.as_bytes());
+    assert!(Command::new("gzip")
+        .arg("-f")
+        .arg(&t)
+        .status()
+        .unwrap()
+        .success());
+    let gz = format!("{t}.gz");
+    let o = run(&["run", &gz]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(".trace.gz: ok (10 ops)"), "{}", text(&o));
+    let o = Command::new(BIN)
+        .args(["diff", "-"])
+        .stdin(std::fs::File::open(&gz).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A damaged one is bad input naming the file.
+    let mut cut = std::fs::read(&gz).unwrap();
+    cut.truncate(cut.len() - 12);
+    let bad = file("cut.trace.gz", &cut);
+    let o = run(&["run", &bad]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{bad}: gzip-compressed")),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn encode_refuses_to_write_binary_to_a_terminal() {
+    let t = file("tty.trace", GOOD.as_bytes());
+    // `script` runs the command on a pseudo-terminal.
+    let o = Command::new("script")
+        .args(["-qec", &format!("{BIN} encode {t}"), "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs a command on a terminal");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("not to a terminal"), "{}", text(&o));
+    // Redirected, it writes.
+    let o = run(&["encode", &t]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!o.stdout.is_empty());
+}
+
+#[test]
+fn a_huge_token_is_shown_cut() {
+    let t = file(
+        "huge.trace",
+        format!("malloc 0 {}\n", "7".repeat(5 << 20)).as_bytes(),
+    );
+    let o = run(&["run", &t]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(o.stderr.len() < 400, "{} bytes of error", o.stderr.len());
+    assert!(
+        text(&o).contains(&format!("{t}:1: bad a size `777")),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Compiles `c` into a shared object, or `None` (with a message) when there is no C compiler.

@@ -34,6 +34,10 @@ pub struct Plan<'a> {
     pub root: &'a Path,
     /// Where the whole output goes.
     pub log: &'a Path,
+    /// More corpus directories libFuzzer reads but never writes (the seeds generated from traces).
+    pub seeds: &'a [PathBuf],
+    /// Flags given after `--`, passed to libFuzzer after the runner's own (so they win).
+    pub libfuzzer: &'a [String],
 }
 
 /// What a run gave.
@@ -71,8 +75,10 @@ pub fn command(plan: &Plan) -> Command {
     if plan.jobs > 1 {
         cmd.args(["-j", &plan.jobs.to_string()]);
     }
+    // The first corpus directory is where libFuzzer writes new inputs; the others it only reads.
     cmd.arg(plan.target)
         .arg(command::shown(plan.corpus, plan.root))
+        .args(plan.seeds.iter().map(|s| command::shown(s, plan.root)))
         .arg("--")
         .arg(format!("-max_total_time={}", plan.time))
         .arg(format!("-timeout={UNIT_TIMEOUT}"))
@@ -84,6 +90,7 @@ pub fn command(plan: &Plan) -> Command {
             command::shown(&dict, plan.root).display()
         ));
     }
+    cmd.args(plan.libfuzzer);
     cmd.current_dir(plan.root);
     cmd
 }
@@ -290,11 +297,13 @@ mod tests {
             jobs: 2,
             root,
             log: Path::new("/repo/target/fuzz-logs/ops.log"),
+            seeds: &[PathBuf::from("/repo/target/fuzz-seeds/ops")],
+            libfuzzer: &["-max_len=64".into()],
         };
         assert_eq!(
             command::line(&command(&plan)),
-            "cargo fuzz run --sanitizer none -j 2 ops corpus/ops -- -max_total_time=30 \
-             -timeout=60 -print_final_stats=1"
+            "cargo fuzz run --sanitizer none -j 2 ops corpus/ops target/fuzz-seeds/ops -- \
+             -max_total_time=30 -timeout=60 -print_final_stats=1 -max_len=64"
         );
     }
 }

@@ -2,17 +2,21 @@
 //!
 //! 1. makes sure cargo-fuzz is installed ([`toolchain::ensure_cargo_fuzz`]);
 //! 2. picks nightly with AddressSanitizer when it works, else stable without ([`toolchain::choose`]);
+//!    regenerates the seed inputs from the readable traces into `target/fuzz-seeds/`
+//!    ([`crate::corpus::generate`]), a read-only second corpus for libFuzzer;
 //! 3. builds every target, then fuzzes each selected one in turn for `--time` seconds on `--jobs`
 //!    processes, with a live status line ([`campaign`]);
 //! 4. turns a crash into a minimal readable trace in `corpus/regressions/` ([`crash`]);
-//! 5. minimises the corpora of the targets that did not crash ([`corpus::minimise`]);
+//! 5. with `--cmin`, minimises the corpora of the targets that did not crash
+//!    ([`corpus::minimise`]); without it, nothing committed under `corpus/` is deleted or rewritten
+//!    (libFuzzer only adds new inputs);
 //! 6. prints a table per target and writes it to `target/fuzz-report.md` ([`report`]).
 //!
 //! Exit status: 0 clean, 1 a target crashed, 2 a usage or setup error (or a run that failed
 //! without a crashing input).
 
 mod campaign;
-mod command;
+pub(crate) mod command;
 mod corpus;
 mod crash;
 mod libfuzzer;
@@ -73,13 +77,22 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// Where the corpus and the regressions of `target` live: `--corpus-root` when given, else
+/// `corpus/` for a real target and `target/fixtures/` for a `selftest_*` fixture, so that running a
+/// fixture (which crashes on purpose) leaves nothing in the committed tree.
+fn corpus_root_for(opts: &Options, root: &Path, target: &str) -> PathBuf {
+    match &opts.corpus_root {
+        Some(dir) => absolute(dir),
+        None if targets::is_fixture(target) => root.join("target").join("fixtures"),
+        None => root.join("corpus"),
+    }
+}
+
 fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
     let root = crate::root();
     let fuzz_dir = root.join("fuzz");
     let all = targets::discover(&fuzz_dir).map_err(Stop::Setup)?;
     let selected = targets::select(&all, &opts.targets).map_err(Stop::Usage)?;
-    let corpus_root = absolute(opts.corpus_root.as_deref().unwrap_or(&root.join("corpus")));
-    let regressions = corpus_root.join("regressions");
     let report_path = absolute(
         opts.report
             .as_deref()
@@ -96,10 +109,18 @@ fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
         .map_err(Stop::Setup)?;
     eprintln!("    {}\n    because {}", mode.describe(), mode.why);
 
+    eprintln!("==> generating the seed inputs from corpus/seeds and corpus/regressions");
+    let (n, seeds) = crate::corpus::generate(&root).map_err(Stop::Setup)?;
+    eprintln!(
+        "    {n} inputs in {}",
+        command::shown(&seeds, &root).display()
+    );
+
     let mut build = mode.cargo_fuzz("build");
     build.current_dir(&root);
     eprintln!(
-        "==> building the fuzz targets\n    $ {}",
+        "==> building the fuzz targets ({})\n    $ {}",
+        toolchain::BUILD_TIME,
         command::line(&build)
     );
     let built = build.status().is_ok_and(|s| s.success());
@@ -111,12 +132,29 @@ fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
             root.display()
         )));
     }
+    let extra = if opts.cmin {
+        ", then minimising each corpus"
+    } else {
+        ""
+    };
+    eprintln!(
+        "==> fuzzing {} target(s) for {} s each: about {} min{extra}",
+        selected.len(),
+        opts.time,
+        (selected.len() as u64 * (opts.time + 5)).div_ceil(60)
+    );
 
     let mut rows = Vec::new();
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for target in &selected {
+        let corpus_root = corpus_root_for(opts, &root, target);
         let dir = corpus_root.join(target);
+        let regressions = corpus_root.join("regressions");
+        let target_seeds: Vec<PathBuf> = Some(seeds.join(target))
+            .filter(|d| d.is_dir())
+            .into_iter()
+            .collect();
         fs::create_dir_all(&dir).map_err(|e| Stop::Setup(format!("{}: {e}", dir.display())))?;
         let before = Size::of(&dir);
         eprintln!(
@@ -134,6 +172,8 @@ fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
             jobs: opts.jobs,
             root: &root,
             log: &log,
+            seeds: &target_seeds,
+            libfuzzer: &opts.libfuzzer,
         };
         let run = match campaign::fuzz(&plan, &fuzz_dir.join("artifacts").join(target)) {
             Ok(run) => run,
@@ -207,7 +247,7 @@ fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
                 );
                 continue;
             }
-            let dir = corpus_root.join(&row.target);
+            let dir = corpus_root_for(opts, &root, &row.target).join(&row.target);
             eprintln!(
                 "==> minimising the corpus of {} ({})",
                 row.target, row.after

@@ -6,22 +6,32 @@ use super::toolchain::Sanitizer;
 
 /// The usage text, printed by `--help` and after a bad flag.
 pub const USAGE: &str = "\
-usage: cargo xtask fuzz [OPTIONS] [TARGET...]
+usage: cargo xtask fuzz [OPTIONS] [TARGET...] [-- LIBFUZZER_FLAG...]
 
 Fuzzes each TARGET (default: every target in fuzz/fuzz_targets/ except the selftest_* fixtures),
 one after another, showing live progress, then prints a table per target and writes it to the
 report. On a crash it minimises the input, writes it as a readable trace to corpus/regressions/,
-prints the commands that reproduce it, and exits 1. When nothing crashed it minimises each corpus.
+prints the commands that reproduce it, and exits 1.
+
+What it writes: new inputs into corpus/TARGET/ (committed files are never deleted or rewritten,
+unless --cmin), a crash's trace into corpus/regressions/, everything else under target/ and
+fuzz/artifacts/. A selftest_* fixture keeps its corpus and regressions under target/fixtures/.
+By default it takes about (seconds x targets) plus the first build of the fuzz targets (about 2
+minutes on 2 cores with AddressSanitizer, then seconds); `--time 10` is a quick run.
 
 options:
   --time SECONDS         fuzzing time per target (default: 60)
-  --jobs N               fuzzing processes per target (default: the number of cores)
+  -j, --jobs N           fuzzing processes per target (default: the number of cores)
   --sanitizer asan|none  force AddressSanitizer (nightly) or no sanitizer (default: asan when a
                          nightly toolchain with a working ASan runtime is installed, else none)
-  --no-cmin              do not minimise the corpora at the end
+  --cmin                 minimise each corpus that did not crash at the end (`cargo fuzz cmin`):
+                         rewrites corpus/TARGET/, deleting inputs that add no coverage
+  --no-cmin              do not minimise (the default; kept for old scripts)
   --corpus-root DIR      corpora in DIR/TARGET/, regressions in DIR/regressions/ (default: corpus)
   --report FILE          where the markdown report goes (default: target/fuzz-report.md)
   -h, --help             this text
+  -- FLAG...             everything after `--` goes to libFuzzer, as with `cargo fuzz run`
+                         (e.g. `cargo xtask fuzz ops -- -max_len=64`)
 
 exit status: 0 clean, 1 a target crashed (see corpus/regressions/), 2 usage or setup error
 ";
@@ -35,7 +45,7 @@ pub struct Options {
     pub jobs: usize,
     /// `None`: choose (AddressSanitizer when it works).
     pub sanitizer: Option<Sanitizer>,
-    /// Minimise the corpora at the end.
+    /// Minimise the corpora at the end (`--cmin`; off by default, as it rewrites `corpus/`).
     pub cmin: bool,
     /// Where the per-target corpora and `regressions/` live (`None`: `corpus/` in the repository).
     pub corpus_root: Option<PathBuf>,
@@ -43,6 +53,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// Targets named on the command line (empty: the default list).
     pub targets: Vec<String>,
+    /// The arguments after `--`, passed to libFuzzer after the runner's own.
+    pub libfuzzer: Vec<String>,
 }
 
 /// What parsing the command line gave.
@@ -65,13 +77,18 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         time: 60,
         jobs: cores(),
         sanitizer: None,
-        cmin: true,
+        cmin: false,
         corpus_root: None,
         report: None,
         targets: Vec::new(),
+        libfuzzer: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        if arg == "--" {
+            o.libfuzzer = it.cloned().collect();
+            break;
+        }
         // `--flag=value` and `--flag value` both work.
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
@@ -94,6 +111,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                     other => return Err(format!("--sanitizer: `{other}` is not asan or none")),
                 })
             }
+            "--cmin" if inline.is_none() => o.cmin = true,
             "--no-cmin" if inline.is_none() => o.cmin = false,
             "--corpus-root" => o.corpus_root = Some(PathBuf::from(value()?)),
             "--report" => o.report = Some(PathBuf::from(value()?)),
@@ -133,7 +151,7 @@ mod tests {
     #[test]
     fn defaults() {
         let o = run("");
-        assert_eq!((o.time, o.jobs, o.cmin), (60, cores(), true));
+        assert_eq!((o.time, o.jobs, o.cmin), (60, cores(), false));
         assert_eq!((o.sanitizer, o.corpus_root, o.report), (None, None, None));
         assert!(o.targets.is_empty());
     }
@@ -146,6 +164,37 @@ mod tests {
         assert_eq!(o.targets, ["diff", "ops"]);
         assert_eq!(o.corpus_root, Some(PathBuf::from("/x")));
         assert_eq!(run("--sanitizer=asan").sanitizer, Some(Sanitizer::Address));
+        assert!(run("--no-cmin --cmin").cmin && !run("--cmin --no-cmin").cmin);
+        assert_eq!(run("-j 3").jobs, 3);
+    }
+
+    #[test]
+    fn after_the_double_dash_everything_goes_to_libfuzzer() {
+        let o = run("ops -- -max_len=64 --time 5 diff");
+        assert_eq!(o.targets, ["ops"]);
+        assert_eq!(o.time, 60);
+        assert_eq!(o.libfuzzer, ["-max_len=64", "--time", "5", "diff"]);
+        assert!(run("ops --").libfuzzer.is_empty());
+    }
+
+    #[test]
+    fn every_option_is_in_the_help() {
+        for flag in [
+            "--time",
+            "-j, --jobs",
+            "--sanitizer",
+            "--cmin",
+            "--no-cmin",
+            "--corpus-root",
+            "--report",
+            "-h, --help",
+            "-- FLAG...",
+        ] {
+            assert!(
+                USAGE.contains(&format!("  {flag} ")),
+                "{flag} is not in the help"
+            );
+        }
     }
 
     #[test]
@@ -159,6 +208,7 @@ mod tests {
             "--sanitizer msan",
             "--frobnicate",
             "--no-cmin=1",
+            "--cmin=yes",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad} should be a usage error");
         }
