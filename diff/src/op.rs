@@ -191,7 +191,8 @@ pub enum Op {
     ThreadExit,
     /// Threads dialect: the current thread forks; the child checks its heap (the walker, every
     /// live block's content, an allocation and a free of each size kind) and exits, and the parent
-    /// goes on.
+    /// goes on. Only the first [`MAX_FORKS`](crate::runner::MAX_FORKS) of a trace fork; later ones
+    /// are skipped.
     Fork,
 }
 

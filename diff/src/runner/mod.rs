@@ -73,7 +73,12 @@ pub struct Runner<B: Backend> {
     corrupted: bool,
     global_area: Box<misuse::Area>,
     index: usize,
+    /// `fork` ops made so far (at most [`MAX_FORKS`]).
+    forks: usize,
 }
+
+/// Most `fork` ops of one trace that fork; later ones are skipped.
+pub const MAX_FORKS: usize = 2;
 
 pub(crate) fn call_text(op: &Op) -> String {
     let n = Number;
@@ -123,6 +128,7 @@ impl<B: Backend> Runner<B> {
             corrupted: false,
             global_area: misuse::Area::boxed(),
             index: 0,
+            forks: 0,
         }
     }
 
@@ -241,7 +247,11 @@ impl<B: Backend> Runner<B> {
             } else {
                 Outcome::Skipped
             })),
+            // A fork of a process as large as a sanitized fuzzer costs milliseconds: the first
+            // forks of a trace are made, later ones skipped.
+            Op::Fork if self.forks >= MAX_FORKS => Ok(Step::new(Outcome::Skipped)),
             Op::Fork => {
+                self.forks += 1;
                 let shadow = &self.shadow;
                 // SAFETY: in the child, every block in the shadow is still live (a copy of ours).
                 let check = || unsafe { shadow.verify_all() }.map_err(|f| f.to_string());
