@@ -16,7 +16,7 @@ use super::command;
 pub const BUILD_TIME: &str = "about 2 min on 2 cores the first time, seconds after that";
 
 /// How long `cargo install cargo-fuzz --locked` takes (2 cores, cold cargo cache).
-const INSTALL_TIME: &str = "about 4 min on 2 cores";
+const INSTALL_TIME: &str = "1 to 2 min on 2 cores";
 
 /// The sanitizer the fuzz targets are built with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
