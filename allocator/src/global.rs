@@ -22,7 +22,7 @@ use crate::os;
 use crate::source::{Reserved, Source};
 use crate::stats::Stats;
 use crate::tag::{Tag, FENCE, MAPPED, USED};
-use crate::walk::Corruption;
+use crate::walk::{Corruption, Near};
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
@@ -232,6 +232,13 @@ impl<S: Source + Send> LockedHeap<S> {
     /// (invariant 10).
     pub fn check(&self) -> Result<(), Corruption> {
         self.with(|h| h.check())?;
+        self.check_caches()
+    }
+
+    /// The heap walker's local check around `near` ([`Heap::check_near`]), then the calling
+    /// thread's cache and the transfer cache (invariant 10).
+    pub fn check_near(&self, near: &[Near]) -> Result<(), Corruption> {
+        self.with(|h| h.check_near(near))?;
         self.check_caches()
     }
 

@@ -1,8 +1,10 @@
 //! The heap walker: checks every numbered invariant of [`crate::heap`] and reports the first one
 //! broken, with its number and the address where it broke.
 //!
-//! It reads the whole heap, so it costs time proportional to the heap: the suite runs it after
-//! every operation; production code never does. It allocates nothing, so it can run inside the
+//! [`Heap::check`] reads the whole heap, so it costs time proportional to the heap;
+//! [`Heap::check_near`] checks only the blocks around the places an operation touched, in time
+//! that does not grow with the heap. The suite runs the local check after every operation and the
+//! whole walk every so often and at the end of a trace; production code runs neither. It allocates nothing, so it can run inside the
 //! global allocator's lock. It never follows a link or a size it has not bounds-checked first, so
 //! a heap corrupted by a stray write is reported, not crashed on.
 
@@ -54,12 +56,37 @@ impl fmt::Display for Corruption {
 
 impl std::error::Error for Corruption {}
 
-fn broken(invariant: u8, addr: usize, what: &'static str) -> Result<(), Corruption> {
-    Err(Corruption {
+fn corruption(invariant: u8, addr: usize, what: &'static str) -> Corruption {
+    Corruption {
         invariant,
         addr,
         what,
-    })
+    }
+}
+
+fn broken(invariant: u8, addr: usize, what: &'static str) -> Result<(), Corruption> {
+    Err(corruption(invariant, addr, what))
+}
+
+/// What [`Heap::check_block`] found.
+enum Walked {
+    /// The segment's epilogue.
+    Epilogue,
+    /// A block of `size` bytes, allocated or free.
+    Block { size: usize, used: bool },
+}
+
+/// A place an operation touched, for [`Heap::check_near`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Near {
+    /// A payload address the operation returned, freed or resized.
+    pub addr: usize,
+    /// The payload of a block below `addr` that the caller holds (so allocated), where the walk
+    /// may start; `None` (or a block of another segment): at the segment's first block.
+    pub from: Option<usize>,
+    /// Whether `addr` is allocated now: then it must be a block of a segment or a registered
+    /// large chunk.
+    pub live: bool,
 }
 
 impl<S: Source> Heap<S> {
@@ -104,6 +131,127 @@ impl<S: Source> Heap<S> {
         self.check_fresh()
     }
 
+    /// Checks what an operation near `near` could have broken, in time that does not grow with
+    /// the heap: for each place, the blocks from the allocated block below it (or its segment's
+    /// start) up to the first allocated block past it, every check of invariants 1 to 6 and 11
+    /// the whole walk makes on a block, the segment's epilogue and top, or the large chunk's
+    /// registry entry (7); then, once, the bitmap against the bins' heads (6), the registry's
+    /// count against the statistics (8), and the first page past the fresh frontier (9).
+    ///
+    /// It sees less than [`Heap::check`] (free-list lengths, the statistics' sums, all of the
+    /// fresh memory), so a caller that uses it between operations still runs the whole walk
+    /// from time to time and before it calls a heap sound.
+    pub fn check_near(&self, near: &[Near]) -> Result<(), Corruption> {
+        for n in near {
+            self.check_one_near(n)?;
+        }
+        for bin in 0..NBINS {
+            let head = self.bins.head(bin);
+            if self.bins.marked(bin) == head.is_null() {
+                broken(6, bin, "bitmap disagrees with the bin")?;
+            }
+            if head.is_null() {
+                continue;
+            }
+            let first_in_line = self.free_link_ok(head, bin)
+                // SAFETY: read only once the head is known to be a free block of this bin.
+                && unsafe { binning::prev(head) }.is_null();
+            if !first_in_line {
+                broken(
+                    6,
+                    head as usize,
+                    "bin head is not a free block of its bin first in line",
+                )?;
+            }
+        }
+        if self.large.len() != self.stats.mapped_chunks {
+            broken(8, 0, "mapped_chunks differs from the registry")?;
+        }
+        self.check_fresh_within(PAGE)
+    }
+
+    fn check_one_near(&self, n: &Near) -> Result<(), Corruption> {
+        let Some(seg) = self.segment_of(n.addr) else {
+            if self.large.contains(n.addr) {
+                return self.check_chunk(n.addr).map(|_| ());
+            }
+            if n.live {
+                broken(
+                    2,
+                    n.addr,
+                    "a block just returned is in no segment and no large chunk",
+                )?;
+            }
+            return Ok(());
+        };
+        // SAFETY: seg is a live segment record.
+        let epi = unsafe { (*seg).end } - 8;
+        let first = seg as usize + SEG_HEAD;
+        let at = n.addr - 8;
+        // Start at the allocated block below when it lies in the same segment (its PREV_USED bit
+        // is then unknown), else at the segment's first block.
+        let (mut b, mut prev_used) = match n.from {
+            Some(p) if p % 16 == 0 && p >= first + 8 && p - 8 < at => (p - 8, None),
+            _ => (first, Some(true)),
+        };
+        loop {
+            match self.check_block(b, prev_used, epi)? {
+                Walked::Epilogue => break,
+                Walked::Block { size, used } => {
+                    prev_used = Some(used);
+                    if b > at && used {
+                        break;
+                    }
+                    b += size;
+                }
+            }
+        }
+        self.check_top(epi)
+    }
+
+    /// The epilogue at `epi`, and the segment's last block when it is free (found from its
+    /// footer; an allocated last block is found only by walking).
+    fn check_top(&self, epi: usize) -> Result<(), Corruption> {
+        // SAFETY: epi is the epilogue of a live segment.
+        let Some(t) = (unsafe { header(epi as *mut u8) }) else {
+            return broken(1, epi, "header fails its check");
+        };
+        if !t.has(FENCE) || !t.has(USED) || t.size() != 0 {
+            broken(2, epi, "epilogue is not a fencepost")?;
+        }
+        if t.has(PREV_USED) {
+            return Ok(());
+        }
+        // SAFETY: a clear PREV_USED bit promises a free block, with its footer, just below.
+        let Some(f) = (unsafe { footer_before(epi as *mut u8) }) else {
+            return broken(1, epi - 8, "footer fails its check");
+        };
+        match epi.checked_sub(f.size()) {
+            Some(top) if f.size() >= MIN_BLOCK && self.owns(top, MIN_BLOCK) => {
+                self.check_block(top, None, epi).map(|_| ())
+            }
+            _ => broken(
+                2,
+                epi - 8,
+                "the top's footer names a block outside its segment",
+            ),
+        }
+    }
+
+    /// The segment whose blocks hold payload address `p`.
+    fn segment_of(&self, p: usize) -> Option<*mut Segment> {
+        let mut seg = self.segments;
+        while !seg.is_null() {
+            // SAFETY: seg is a live segment record.
+            let (end, next) = unsafe { ((*seg).end, (*seg).next) };
+            if p >= seg as usize + SEG_HEAD + 8 && p < end {
+                return Some(seg);
+            }
+            seg = next;
+        }
+        None
+    }
+
     fn check_segment(
         &self,
         seg: *mut Segment,
@@ -112,78 +260,96 @@ impl<S: Source> Heap<S> {
         live_bytes: &mut usize,
     ) -> Result<(), Corruption> {
         // SAFETY: seg is a live segment record.
-        let end = unsafe { (*seg).end };
-        let epi = end - 8;
+        let epi = unsafe { (*seg).end } - 8;
         let mut b = seg as usize + SEG_HEAD;
-        let mut prev_used = true;
+        let mut prev_used = Some(true);
         loop {
-            if b % 16 != 8 {
-                return broken(2, b, "block does not start 8 modulo 16");
-            }
-            // SAFETY: b lies inside the segment (checked against `epi` below before moving on).
-            let Some(t) = (unsafe { header(b as *mut u8) }) else {
-                return broken(1, b, "header fails its check");
-            };
-            if t.has(PREV_USED) != prev_used {
-                return broken(4, b, "PREV_USED bit disagrees with the block before");
-            }
-            if b == epi {
-                if !t.has(FENCE) || !t.has(USED) || t.size() != 0 {
-                    return broken(2, b, "epilogue is not a fencepost");
+            match self.check_block(b, prev_used, epi)? {
+                Walked::Epilogue => return Ok(()),
+                Walked::Block { size, used: true } => {
+                    *live_blocks += 1;
+                    *live_bytes += size - 8;
+                    prev_used = Some(true);
+                    b += size;
                 }
-                return Ok(());
-            }
-            if t.has(FENCE) || t.has(MAPPED) {
-                return broken(2, b, "fencepost or large-chunk tag inside a segment");
-            }
-            let size = t.size();
-            if size < MIN_BLOCK || size % 16 != 0 {
-                return broken(2, b, "block size below the minimum or not a multiple of 16");
-            }
-            if b + size > epi {
-                return broken(2, b, "block runs past its segment's epilogue");
-            }
-            if t.has(USED) {
-                *live_blocks += 1;
-                *live_bytes += size - 8;
-            } else {
-                if !prev_used {
-                    return broken(3, b, "free block follows a free block");
-                }
-                // SAFETY: the footer is the block's last word, inside the segment.
-                match unsafe { footer_before((b + size) as *mut u8) } {
-                    None => return broken(1, b + size - 8, "footer fails its check"),
-                    Some(f) if f != t => {
-                        return broken(5, b + size - 8, "footer differs from header")
-                    }
-                    Some(_) => {}
-                }
-                let bin = bin_of(size);
-                free_per_bin[bin] += 1;
-                // SAFETY: a free block of at least MIN_BLOCK bytes has its links.
-                let (next, prev) =
-                    unsafe { (binning::next(b as *mut u8), binning::prev(b as *mut u8)) };
-                if !self.free_link_ok(next, bin) || !self.free_link_ok(prev, bin) {
-                    return broken(
-                        11,
-                        b,
-                        "a link, revealed, is not null nor a free block of its bin",
-                    );
-                }
-                // SAFETY: both links were just checked to be null or free blocks of the heap.
-                let linked_back = unsafe {
-                    (prev.is_null() && self.bins.head(bin) == b as *mut u8)
-                        || (!prev.is_null() && binning::next(prev) == b as *mut u8)
-                };
-                // SAFETY: as above.
-                let linked_fwd = unsafe { next.is_null() || binning::prev(next) == b as *mut u8 };
-                if !linked_back || !linked_fwd {
-                    return broken(6, b, "free block is not consistently linked in its bin");
+                Walked::Block { size, used: false } => {
+                    free_per_bin[bin_of(size)] += 1;
+                    prev_used = Some(false);
+                    b += size;
                 }
             }
-            prev_used = t.has(USED);
-            b += size;
         }
+    }
+
+    /// Checks the block (or epilogue) at `b` of the segment whose epilogue is at `epi`: its tags
+    /// (invariants 1, 2, 5), its `PREV_USED` bit against `prev_used` when that is known (4), no
+    /// free block after a free one (3), and a free block's links (6, 11): only what the block and
+    /// the blocks its links name hold, so the whole walk and the local one share it.
+    fn check_block(
+        &self,
+        b: usize,
+        prev_used: Option<bool>,
+        epi: usize,
+    ) -> Result<Walked, Corruption> {
+        if b % 16 != 8 {
+            broken(2, b, "block does not start 8 modulo 16")?;
+        }
+        // SAFETY: b lies inside the segment (checked against `epi` below before moving on).
+        let Some(t) = (unsafe { header(b as *mut u8) }) else {
+            return Err(corruption(1, b, "header fails its check"));
+        };
+        if prev_used.is_some_and(|p| p != t.has(PREV_USED)) {
+            broken(4, b, "PREV_USED bit disagrees with the block before")?;
+        }
+        if b == epi {
+            if !t.has(FENCE) || !t.has(USED) || t.size() != 0 {
+                broken(2, b, "epilogue is not a fencepost")?;
+            }
+            return Ok(Walked::Epilogue);
+        }
+        if t.has(FENCE) || t.has(MAPPED) {
+            broken(2, b, "fencepost or large-chunk tag inside a segment")?;
+        }
+        let size = t.size();
+        if size < MIN_BLOCK || size % 16 != 0 {
+            broken(2, b, "block size below the minimum or not a multiple of 16")?;
+        }
+        if b + size > epi {
+            broken(2, b, "block runs past its segment's epilogue")?;
+        }
+        if t.has(USED) {
+            return Ok(Walked::Block { size, used: true });
+        }
+        if prev_used == Some(false) || (prev_used.is_none() && !t.has(PREV_USED)) {
+            broken(3, b, "free block follows a free block")?;
+        }
+        // SAFETY: the footer is the block's last word, inside the segment.
+        match unsafe { footer_before((b + size) as *mut u8) } {
+            None => broken(1, b + size - 8, "footer fails its check")?,
+            Some(f) if f != t => broken(5, b + size - 8, "footer differs from header")?,
+            Some(_) => {}
+        }
+        let bin = bin_of(size);
+        // SAFETY: a free block of at least MIN_BLOCK bytes has its links.
+        let (next, prev) = unsafe { (binning::next(b as *mut u8), binning::prev(b as *mut u8)) };
+        if !self.free_link_ok(next, bin) || !self.free_link_ok(prev, bin) {
+            broken(
+                11,
+                b,
+                "a link, revealed, is not null nor a free block of its bin",
+            )?;
+        }
+        // SAFETY: both links were just checked to be null or free blocks of the heap.
+        let linked_back = unsafe {
+            (prev.is_null() && self.bins.head(bin) == b as *mut u8)
+                || (!prev.is_null() && binning::next(prev) == b as *mut u8)
+        };
+        // SAFETY: as above.
+        let linked_fwd = unsafe { next.is_null() || binning::prev(next) == b as *mut u8 };
+        if !linked_back || !linked_fwd {
+            broken(6, b, "free block is not consistently linked in its bin")?;
+        }
+        Ok(Walked::Block { size, used: false })
     }
 
     fn check_lists(&self, free_per_bin: &[u32; NBINS]) -> Result<(), Corruption> {
@@ -248,18 +414,10 @@ impl<S: Source> Heap<S> {
             if res.is_err() {
                 return;
             }
-            let h = p - 8;
             count += 1;
-            // SAFETY: registered payloads have their lead word and header before them.
-            let (t, lead) = unsafe { (header(h as *mut u8), ((h - 8) as *const usize).read()) };
-            match t {
-                Some(t) if t.has(USED | MAPPED) && !t.has(FENCE) => {
-                    if p % 16 != 0 || (h - lead) % PAGE != 0 || (lead + 8 + t.size()) % PAGE != 0 {
-                        res = broken(7, h, "large chunk's mapping is not page aligned");
-                    }
-                    bytes += t.size();
-                }
-                _ => res = broken(7, h, "large chunk's header is not a valid USED|MAPPED tag"),
+            match self.check_chunk(p) {
+                Ok(size) => bytes += size,
+                Err(c) => res = Err(c),
             }
         });
         res?;
@@ -272,7 +430,32 @@ impl<S: Source> Heap<S> {
         Ok((count, bytes))
     }
 
+    /// Checks the registered large chunk with payload `p` (invariant 7); its usable bytes.
+    fn check_chunk(&self, p: usize) -> Result<usize, Corruption> {
+        let h = p - 8;
+        // SAFETY: registered payloads have their lead word and header before them.
+        let (t, lead) = unsafe { (header(h as *mut u8), ((h - 8) as *const usize).read()) };
+        match t {
+            Some(t) if t.has(USED | MAPPED) && !t.has(FENCE) => {
+                if p % 16 != 0 || (h - lead) % PAGE != 0 || (lead + 8 + t.size()) % PAGE != 0 {
+                    broken(7, h, "large chunk's mapping is not page aligned")?;
+                }
+                Ok(t.size())
+            }
+            _ => Err(corruption(
+                7,
+                h,
+                "large chunk's header is not a valid USED|MAPPED tag",
+            )),
+        }
+    }
+
     fn check_fresh(&self) -> Result<(), Corruption> {
+        self.check_fresh_within(usize::MAX)
+    }
+
+    /// Invariant 9 for at most `span` bytes past the fresh frontier.
+    fn check_fresh_within(&self, span: usize) -> Result<(), Corruption> {
         let seg = self.fresh_seg;
         if seg.is_null() {
             return Ok(());
@@ -280,6 +463,7 @@ impl<S: Source> Heap<S> {
         let (_, clean) = self.clean_frontier();
         // SAFETY: seg is a live segment record.
         let end = unsafe { (*seg).end } - 16;
+        let end = end.min(clean.saturating_add(span));
         // Compared a page at a time with libc's memcmp: this runs after every operation of the
         // fuzz targets, where a word-by-word loop would be instrumented compare by compare.
         static ZERO: [u8; 4096] = [0; 4096];
@@ -300,5 +484,44 @@ impl<S: Source> Heap<S> {
             a += n;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Near;
+    use crate::source::Sim;
+    use crate::Heap;
+
+    #[test]
+    fn the_local_check_sees_a_broken_footer_next_to_the_touched_block() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let a = h.malloc(100).unwrap().as_ptr() as usize;
+        let b = h.malloc(200).unwrap().as_ptr() as usize;
+        let c = h.malloc(300).unwrap().as_ptr() as usize;
+        let d = h.malloc(400).unwrap().as_ptr() as usize;
+        let last = h.malloc(500).unwrap().as_ptr() as usize;
+        // SAFETY: b is live and freed once.
+        unsafe { h.free(b as *mut u8).unwrap() };
+        let near = [Near {
+            addr: b,
+            from: Some(a),
+            live: false,
+        }];
+        assert_eq!(h.check_near(&near), Ok(()));
+        // The freed block's footer is the word before c's header.
+        let footer = (c - 16) as *mut usize;
+        // SAFETY: the footer lies inside the heap's own memory.
+        unsafe { footer.write(footer.read() ^ 0x10) };
+        let e = h.check_near(&near).unwrap_err();
+        assert!(matches!(e.invariant, 1 | 5), "{e}");
+        // Far from the damage, the local check sees nothing; the whole walk does.
+        let far = [Near {
+            addr: last,
+            from: Some(d),
+            live: true,
+        }];
+        assert_eq!(h.check_near(&far), Ok(()));
+        assert!(h.check().is_err());
     }
 }

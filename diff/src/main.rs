@@ -33,6 +33,10 @@ A TRACE is a text trace, gzip-compressed or not (corpus/recorded/*.trace.gz); - 
 encode writes binary, so without -o it refuses to write to a terminal.
 
 options:
+  --check L      how much run, diff and shrink check between checkpoints: touched (the default,
+                 as the fuzz targets and cargo test: what each op touched, the whole heap every
+                 max(64, live blocks) ops), every (the whole heap after every op), or end (only
+                 at `check` ops); the whole heap is always walked at the end of a trace
   -h, --help     this text (also after a command: `tagalloc-diff run --help`)
   -V, --version  the version
   --             every argument after it is a file, even one starting with -
@@ -127,6 +131,12 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             }
             "-o" => a.out = Some(value("-o")?),
             "--config" => a.config = Some(value("--config")?),
+            "--check" => {
+                let c = value("--check")?;
+                let level = runner::Check::from_name(&c)
+                    .ok_or_else(|| usage(format!("--check {c}: not every, touched or end")))?;
+                runner::set_level(level);
+            }
             "--ops" | "--runs" | "--threads" | "--time" => {
                 let v = value(w)?;
                 let n = v

@@ -28,7 +28,7 @@ use tagalloc::source::{Reserved, Sim};
 use tagalloc::{Config, Error, LockedHeap};
 
 use super::tagalloc::{failed, Bounded, TestSource, SIM_CAPACITY};
-use super::{Backend, Caps, Fault, Limits, Reply, Request, FOREIGN_REQUEST_LIMIT};
+use super::{Backend, Caps, Fault, Limits, Near, Reply, Request, FOREIGN_REQUEST_LIMIT};
 use crate::op::MAX_THREADS;
 use crate::runner;
 
@@ -413,6 +413,25 @@ impl<S: TestSource + Send + 'static> Backend for LockedBackend<S> {
         self.current = current;
         self.seen = Some(seen);
         verdict
+    }
+
+    /// The local check of the shared heap, and the caches of the current thread only (the one
+    /// the op ran on); [`Backend::check`] inspects every thread's.
+    fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
+        if self.workers.is_none() {
+            return self.heap.check_near(near).map_err(|c| c.to_string());
+        }
+        self.heap
+            .with(|h| h.check_near(near))
+            .map_err(|c| c.to_string())?;
+        if !self.live_workers().contains(&self.current) {
+            return Ok(());
+        }
+        match self.on_worker(Job::Inspect) {
+            Some(Done::Inspected(Ok(_))) => Ok(()),
+            Some(Done::Inspected(Err(m))) => Err(format!("thread {}: {m}", self.current)),
+            _ => unreachable!("an inspection is answered with its findings"),
+        }
     }
 
     fn cached(&mut self) -> Vec<usize> {

@@ -16,6 +16,8 @@ pub mod tagalloc;
 use std::fmt;
 use std::ptr::NonNull;
 
+pub use ::tagalloc::Near;
+
 /// `ENOMEM`, the only errno a well-formed request may fail with.
 pub const ENOMEM: i32 = ::libc::ENOMEM;
 /// `EINVAL`, for invalid alignments.
@@ -227,6 +229,14 @@ pub trait Backend {
         Ok(())
     }
 
+    /// Checks what an op could have broken around `near` (the blocks it returned or freed): the
+    /// heap walker's local check, in time that does not grow with the heap. Without one of its
+    /// own, the whole [`Backend::check`].
+    fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
+        let _ = near;
+        self.check()
+    }
+
     /// Injects a fault into the memory source; false if the backend cannot.
     fn inject(&mut self, fault: Fault) -> bool {
         let _ = fault;
@@ -283,6 +293,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn check(&mut self) -> Result<(), String> {
         (**self).check()
+    }
+    fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
+        (**self).check_near(near)
     }
     fn inject(&mut self, fault: Fault) -> bool {
         (**self).inject(fault)

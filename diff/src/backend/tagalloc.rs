@@ -17,8 +17,8 @@ use crate::op::{Dialect, Trace};
 use super::locked::LockedBackend;
 
 use super::{
-    Backend, Caps, Fault, Limits, Misuse, MisuseCall, MisuseKind, Reply, Request, EINVAL, ENOMEM,
-    FOREIGN_REQUEST_LIMIT,
+    Backend, Caps, Fault, Limits, Misuse, MisuseCall, MisuseKind, Near, Reply, Request, EINVAL,
+    ENOMEM, FOREIGN_REQUEST_LIMIT,
 };
 
 /// Arena of the simulated break used for fault injection: 4 MiB. `Sim` zeroes its whole arena up
@@ -303,6 +303,13 @@ impl<S: TestSource> Backend for TagallocBackend<S> {
             return Ok(());
         }
         self.heap.check().map_err(|c| c.to_string())
+    }
+
+    fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
+        if !self.walk {
+            return Ok(());
+        }
+        self.heap.check_near(near).map_err(|c| c.to_string())
     }
 
     fn inject(&mut self, fault: Fault) -> bool {

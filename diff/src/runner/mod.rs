@@ -2,13 +2,17 @@
 //!
 //! Per op: work out what the call must do ([`rules`]), make the call, and judge the reply; check the
 //! content of any block about to be handed back to the allocator, and of the neighbours of any
-//! block the allocator just touched; then run the backend's heap walker. At the end of the trace,
-//! check every live block, free them all, and walk the heap once more.
+//! block the allocator just touched; then run the heap walker as the checking schedule says
+//! ([`check`]: locally around what the op touched, the whole heap at checkpoints). At the end of
+//! the trace, check every live block and walk the whole heap, free them all, and walk it again.
 //!
 //! Pointers are written through only after the shadow accepted them (aligned, not overlapping a
 //! live block), so a broken backend produces a report rather than a wild write.
 
+mod check;
 mod misuse;
+
+pub use check::{full_every, level, set_level, Check};
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -75,6 +79,10 @@ pub struct Runner<B: Backend> {
     index: usize,
     /// `fork` ops made so far (at most [`MAX_FORKS`]).
     forks: usize,
+    /// How much to check between checkpoints ([`check`]).
+    level: Check,
+    /// Ops since the last checkpoint.
+    since_full: usize,
 }
 
 /// Most `fork` ops of one trace that fork; later ones are skipped.
@@ -129,6 +137,8 @@ impl<B: Backend> Runner<B> {
             global_area: misuse::Area::boxed(),
             index: 0,
             forks: 0,
+            level: check::level(),
+            since_full: 0,
         }
     }
 
@@ -170,9 +180,10 @@ impl<B: Backend> Runner<B> {
         if self.corrupted {
             return Ok(Step::new(Outcome::Skipped));
         }
+        let before = self.touched_before(op);
         let step = self.dispatch(op)?;
-        if self.caps.walker && !self.corrupted {
-            self.walk()?;
+        if !self.corrupted {
+            self.check_after(op, before)?;
         }
         Ok(step)
     }
@@ -523,8 +534,7 @@ impl<B: Backend> Runner<B> {
         if self.corrupted {
             return Ok(());
         }
-        // SAFETY: every block in the shadow is live in the backend.
-        unsafe { self.shadow.verify_all()? };
+        self.checkpoint(true)?;
         for (owner, b) in self.shadow.live() {
             match self.call(Request::Free {
                 ptr: b.addr as *mut u8,

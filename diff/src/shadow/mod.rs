@@ -166,22 +166,44 @@ impl Shadow {
 
     /// Every live block, in address order.
     pub fn live(&self) -> Vec<(Owner, Block)> {
+        self.iter().collect()
+    }
+
+    /// Every live block, in address order, without collecting them.
+    fn iter(&self) -> impl Iterator<Item = (Owner, Block)> + '_ {
         self.by_addr
             .values()
             .map(|&(_, owner)| (owner, *self.owned(owner).expect("indexed block is live")))
-            .collect()
+    }
+
+    /// How many blocks are live (leaked ones included).
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    /// Whether no block is live.
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
+    /// The address of the live block that starts nearest below `addr`, if any.
+    pub fn below(&self, addr: usize) -> Option<usize> {
+        self.by_addr.range(..addr).next_back().map(|(&a, _)| a)
     }
 
     /// The live blocks just below and just above `addr` (the neighbours an allocator's
     /// bookkeeping at `addr` could have written into).
     pub fn neighbours(&self, addr: usize) -> Vec<(Owner, Block)> {
+        self.neighbours_iter(addr).collect()
+    }
+
+    fn neighbours_iter(&self, addr: usize) -> impl Iterator<Item = (Owner, Block)> + '_ {
         let below = self.by_addr.range(..addr).next_back();
         let above = self.by_addr.range(addr.saturating_add(1)..).next();
         below
             .into_iter()
             .chain(above)
             .map(|(_, &(_, owner))| (owner, *self.owned(owner).expect("indexed block is live")))
-            .collect()
     }
 
     /// Writes `b`'s pattern over its covered regions, up to its usable size.
@@ -223,7 +245,7 @@ impl Shadow {
     ///
     /// Every block in the shadow must still be live in the allocator.
     pub unsafe fn verify_all(&self) -> Result<(), Failure> {
-        for (owner, b) in self.live() {
+        for (owner, b) in self.iter() {
             // SAFETY: the caller vouches that every recorded block is live.
             unsafe { self.verify(owner, &b)? };
         }
@@ -236,7 +258,7 @@ impl Shadow {
     ///
     /// As for [`Shadow::verify_all`].
     pub unsafe fn verify_neighbours(&self, addr: usize) -> Result<(), Failure> {
-        for (owner, b) in self.neighbours(addr) {
+        for (owner, b) in self.neighbours_iter(addr) {
             // SAFETY: the caller vouches that every recorded block is live.
             unsafe { self.verify(owner, &b)? };
         }
