@@ -37,6 +37,8 @@ options:
                  as the fuzz targets and cargo test: what each op touched, the whole heap every
                  max(64, live blocks) ops), every (the whole heap after every op), or end (only
                  at `check` ops); the whole heap is always walked at the end of a trace
+  --progress     show ops done, ops/s and live blocks on stderr once a second (unasked: for
+                 traces of 100,000 ops or more when stderr is a terminal)
   -h, --help     this text (also after a command: `tagalloc-diff run --help`)
   -V, --version  the version
   --             every argument after it is a file, even one starting with -
@@ -131,6 +133,7 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             }
             "-o" => a.out = Some(value("-o")?),
             "--config" => a.config = Some(value("--config")?),
+            "--progress" => runner::progress::request(),
             "--check" => {
                 let c = value("--check")?;
                 let level = runner::Check::from_name(&c)
@@ -445,6 +448,7 @@ fn command(cmd: &str, a: Args) -> Outcome {
 fn main() -> ExitCode {
     #[cfg(feature = "broken")]
     tagalloc_diff::targets::select_broken_from_env();
+    runner::progress::init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = argv.split_first() else {
         eprintln!("{USAGE}");

@@ -11,6 +11,7 @@
 
 mod check;
 mod misuse;
+pub mod progress;
 
 pub use check::{full_every, level, set_level, Check};
 
@@ -639,13 +640,16 @@ pub fn run_watched<B: Backend>(
     let name = backend.name();
     let mut runner = Runner::new(backend);
     let mut result = Ok(());
+    let mut progress = progress::Progress::new(trace.len());
     for (i, op) in trace.ops.iter().enumerate() {
         watch(i);
+        progress.tick(i, runner.shadow.len());
         if let Err(f) = guarded(|| runner.step(i, op)) {
             result = Err(Report::new(name.clone(), trace, i, f));
             break;
         }
     }
+    progress.done(runner.shadow.len());
     if result.is_ok() {
         watch(trace.len());
         if let Err(f) = guarded(|| runner.finish()) {
