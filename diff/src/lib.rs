@@ -21,6 +21,7 @@ pub mod bytes;
 pub mod corpus;
 pub mod deadly;
 pub mod differ;
+pub mod harness_bench;
 pub mod isolate;
 pub mod op;
 pub mod report;

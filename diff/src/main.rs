@@ -13,7 +13,7 @@ use tagalloc_diff::backend::{Backend, Spec};
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
 use tagalloc_diff::shrink::{self, Budget};
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, isolate, runner, text, trace_file, Report};
+use tagalloc_diff::{bytes, differ, harness_bench, isolate, runner, text, trace_file, Report};
 
 const USAGE: &str = "\
 usage:
@@ -23,6 +23,7 @@ usage:
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
+  tagalloc-diff bench  --harness                          exec/s per fuzz target on its corpus, replay ops/s
   tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
 B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
 exporting malloc, free, calloc, realloc.
@@ -91,6 +92,7 @@ struct Args {
     threads: usize,
     time: u64,
     config: Option<String>,
+    harness: bool,
 }
 
 fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
@@ -105,6 +107,7 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
         threads: 4,
         time: 10,
         config: None,
+        harness: false,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -134,6 +137,7 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             "-o" => a.out = Some(value("-o")?),
             "--config" => a.config = Some(value("--config")?),
             "--progress" => runner::progress::request(),
+            "--harness" => a.harness = true,
             "--check" => {
                 let c = value("--check")?;
                 let level = runner::Check::from_name(&c)
@@ -350,6 +354,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn bench(a: &Args) -> Outcome {
+    if a.harness {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+        harness_bench::print(&corpus, std::time::Duration::from_secs(3)).map_err(bad)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let sizes = if a.ops > 0 {
         vec![a.ops]
     } else {
