@@ -55,10 +55,17 @@ impl Owner {
     }
 }
 
+/// Slots kept in a vector; higher ones in a map.
+const DENSE_SLOTS: usize = 4096;
+
 /// The model of a heap: live blocks by slot and by address.
 #[derive(Debug, Default)]
 pub struct Shadow {
+    /// Slots below [`DENSE_SLOTS`], by index.
     slots: Vec<Option<Block>>,
+    /// Higher slots (a fuzz input may name slot 1,000,000: a vector that long costs 56 MB of
+    /// fresh pages per run).
+    sparse: BTreeMap<usize, Block>,
     leaked: Vec<Option<Block>>,
     by_addr: BTreeMap<usize, (usize, Owner)>,
     /// Cumulative demand of the trace (see [`rules::cost`]).
@@ -92,6 +99,9 @@ impl Shadow {
 
     /// The block in `slot`.
     pub fn get(&self, slot: usize) -> Option<&Block> {
+        if slot >= DENSE_SLOTS {
+            return self.sparse.get(&slot);
+        }
         self.slots.get(slot).and_then(Option::as_ref)
     }
 
@@ -139,10 +149,15 @@ impl Shadow {
                 old: self.block_ref(owner, &old),
             });
         }
-        if self.slots.len() <= slot {
-            self.slots.resize(slot + 1, None);
-        }
-        if let Some(old) = self.slots[slot].take() {
+        let held = if slot >= DENSE_SLOTS {
+            self.sparse.insert(slot, b)
+        } else {
+            if self.slots.len() <= slot {
+                self.slots.resize(slot + 1, None);
+            }
+            self.slots[slot].replace(b)
+        };
+        if let Some(old) = held {
             let i = self.leaked.len();
             self.leaked.push(Some(old));
             self.by_addr
@@ -150,13 +165,13 @@ impl Shadow {
         }
         self.by_addr
             .insert(b.addr, (extent(&b).1, Owner::Slot(slot)));
-        self.slots[slot] = Some(b);
         Ok(())
     }
 
     /// Forgets the block held by `owner` (it was freed), returning it.
     pub fn remove(&mut self, owner: Owner) -> Option<Block> {
         let b = match owner {
+            Owner::Slot(s) if s >= DENSE_SLOTS => self.sparse.remove(&s)?,
             Owner::Slot(s) => self.slots.get_mut(s)?.take()?,
             Owner::Leaked(i) => self.leaked.get_mut(i)?.take()?,
         };
