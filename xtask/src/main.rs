@@ -12,6 +12,7 @@
 mod bench;
 mod corpus;
 mod fuzz;
+mod harness;
 mod test;
 mod variants;
 
@@ -24,6 +25,7 @@ commands:
            workflow lint, Miri, and (TAGALLOC_FUZZ_TESTS=1 or CI=true) the fuzzing checks
   corpus   regenerate the fuzz seed inputs in target/fuzz-seeds/ from the readable traces
   bench    time and peak RSS under glibc, tagalloc, jemalloc, mimalloc, tcmalloc
+           (--harness: the suite's own speed, fuzz targets' exec/s and replay ops/s)
   fuzz     fuzz every target, report, turn crashes into readable regression traces
   variants how fast the fuzz targets find tagalloc's deliberately broken variants, from the
            hand-written seeds only
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("bench") if args.iter().any(|a| a == "--harness") => harness::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("corpus") => corpus::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),

@@ -227,7 +227,10 @@ impl Shadow {
     ///
     /// `b` must be a live block of at least `b.covered()` writable bytes.
     pub unsafe fn fill(b: &Block) {
-        for r in pattern::regions_with_slack(b.size, b.covered()) {
+        for r in pattern::regions_with_slack(b.size, b.covered())
+            .iter()
+            .cloned()
+        {
             // SAFETY: the region lies inside the block, which the caller vouches for.
             unsafe { pattern::fill(b.addr as *mut u8, b.seed, r) };
         }
@@ -239,7 +242,10 @@ impl Shadow {
     ///
     /// `b` must be a live block of at least `b.covered()` readable bytes.
     pub unsafe fn verify(&self, owner: Owner, b: &Block) -> Result<(), Failure> {
-        for r in pattern::regions_with_slack(b.size, b.covered()) {
+        for r in pattern::regions_with_slack(b.size, b.covered())
+            .iter()
+            .cloned()
+        {
             // SAFETY: the region lies inside the block, which the caller vouches for.
             let bad = unsafe { pattern::mismatch(b.addr as *const u8, Some(b.seed), r) };
             if let Some((offset, found, expected)) = bad {

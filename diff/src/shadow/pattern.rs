@@ -24,20 +24,61 @@ const WINDOW: usize = 256;
 /// Most windows covered in one block.
 pub const MAX_WINDOWS: usize = 32;
 
+/// Most regions of one block: head, windows, tail, and the slack's two ends.
+const MAX_REGIONS: usize = MAX_WINDOWS + 4;
+
+/// Covered offsets of a block, held inline (no allocation per fill or check); derefs to a slice
+/// of ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Regions {
+    ranges: [Range<usize>; MAX_REGIONS],
+    len: usize,
+}
+
+impl Regions {
+    fn new() -> Regions {
+        Regions {
+            ranges: std::array::from_fn(|_| 0..0),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, r: Range<usize>) {
+        self.ranges[self.len] = r;
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for Regions {
+    type Target = [Range<usize>];
+    fn deref(&self) -> &[Range<usize>] {
+        &self.ranges[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for &'a Regions {
+    type Item = &'a Range<usize>;
+    type IntoIter = std::slice::Iter<'a, Range<usize>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// The covered offsets of a block of `size` bytes: sorted, disjoint, inside `0..size`.
-#[allow(clippy::single_range_in_vec_init)] // a list of ranges, which may hold just one
-pub fn regions(size: usize) -> Vec<Range<usize>> {
+pub fn regions(size: usize) -> Regions {
+    let mut out = Regions::new();
     if size == 0 {
-        return Vec::new();
+        return out;
     }
     if size <= FULL {
-        return vec![0..size];
+        out.push(0..size);
+        return out;
     }
     let tail = (size - TAIL) & !7;
-    let mut out = vec![0..HEAD];
+    out.push(0..HEAD);
     let stride = STRIDE.max((size / MAX_WINDOWS) & !4095);
     let mut at = stride - WINDOW / 2;
-    while at + WINDOW < tail {
+    while at + WINDOW < tail && out.len < MAX_WINDOWS + 1 {
         out.push(at..at + WINDOW);
         at += stride;
     }
@@ -51,7 +92,7 @@ const SLACK_END: usize = 4 << 10;
 /// The covered offsets of a block of `size` requested and `usable` usable bytes: those of
 /// [`regions`]`(size)`, then the slack `size..usable`, entirely up to `2 * SLACK_END` bytes and at
 /// both its ends beyond (an overstated usable size is caught where it runs into a neighbour).
-pub fn regions_with_slack(size: usize, usable: usize) -> Vec<Range<usize>> {
+pub fn regions_with_slack(size: usize, usable: usize) -> Regions {
     let mut out = regions(size);
     if usable > size {
         if usable - size <= 2 * SLACK_END {
@@ -65,12 +106,12 @@ pub fn regions_with_slack(size: usize, usable: usize) -> Vec<Range<usize>> {
 }
 
 /// The covered offsets of a block of `size` bytes that lie below `limit`.
-pub fn regions_below(size: usize, limit: usize) -> Vec<Range<usize>> {
-    regions(size)
-        .into_iter()
-        .filter(|r| r.start < limit)
-        .map(|r| r.start..r.end.min(limit))
-        .collect()
+pub fn regions_below(size: usize, limit: usize) -> Regions {
+    let mut out = Regions::new();
+    for r in regions(size).iter().filter(|r| r.start < limit) {
+        out.push(r.start..r.end.min(limit));
+    }
+    out
 }
 
 fn mix(seed: u64, word: u64) -> u64 {
@@ -180,7 +221,7 @@ mod tests {
                 assert_eq!(rs.last().unwrap().end, size);
             }
         }
-        assert_eq!(regions_below(1 << 20, 100), vec![0..100]);
+        assert_eq!(*regions_below(1 << 20, 100), [0..100]);
     }
 
     #[test]
