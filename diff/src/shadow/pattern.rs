@@ -127,24 +127,43 @@ pub fn byte_at(seed: u64, offset: usize) -> u8 {
     mix(seed, (offset / 8) as u64).to_le_bytes()[offset % 8]
 }
 
+/// Words handled per step of the fill and check loops: in a fuzz build every comparison is
+/// traced for libFuzzer (`-sanitizer-coverage-trace-compares`), and a comparison per word made
+/// these loops a third of an AddressSanitizer target's time; one per four words is a quarter of
+/// that.
+const STEP: usize = 4;
+// `digest` folds a step's four words by hand.
+const _: () = assert!(STEP == 4);
+
+/// Splits `range` into its unaligned head, the whole words (as word indices) in steps of
+/// [`STEP`], and the rest (tail bytes and words short of a step).
+fn split(range: &Range<usize>) -> (Range<usize>, Range<usize>, Range<usize>) {
+    let first = range.start.div_ceil(8).min(range.end / 8);
+    let words = (range.end / 8).saturating_sub(first) / STEP * STEP;
+    let head = range.start..(first * 8).max(range.start);
+    let body = first..first + words;
+    let tail = ((first + words) * 8).max(head.end)..range.end;
+    (head, body, tail)
+}
+
 /// Writes the pattern over `range` of the block at `base`.
 ///
 /// # Safety
 ///
 /// `base + range` must be writable memory owned by the caller.
 pub unsafe fn fill(base: *mut u8, seed: u64, range: Range<usize>) {
-    let mut i = range.start;
-    while i < range.end {
-        if i % 8 == 0 && i + 8 <= range.end {
-            let w = mix(seed, (i / 8) as u64).to_le_bytes();
-            // SAFETY: i..i + 8 lies inside the range the caller vouches for.
-            unsafe { base.add(i).copy_from_nonoverlapping(w.as_ptr(), 8) };
-            i += 8;
-        } else {
-            // SAFETY: as above, for one byte.
-            unsafe { base.add(i).write(byte_at(seed, i)) };
-            i += 1;
-        }
+    let (head, body, tail) = split(&range);
+    for i in head.chain(tail) {
+        // SAFETY: i lies inside the range the caller vouches for.
+        unsafe { base.add(i).write(byte_at(seed, i)) };
+    }
+    for k in body.step_by(STEP) {
+        let w: [u64; STEP] = std::array::from_fn(|j| mix(seed, (k + j) as u64).to_le());
+        // SAFETY: the STEP words at word k lie inside the range the caller vouches for.
+        unsafe {
+            base.add(k * 8)
+                .copy_from_nonoverlapping(w.as_ptr().cast(), 8 * STEP)
+        };
     }
 }
 
@@ -160,28 +179,33 @@ pub unsafe fn mismatch(
     range: Range<usize>,
 ) -> Option<(usize, u8, u8)> {
     let expected = |i: usize| seed.map_or(0, |s| byte_at(s, i));
-    let mut i = range.start;
-    while i < range.end {
-        if i % 8 == 0 && i + 8 <= range.end {
-            let mut w = [0u8; 8];
-            // SAFETY: i..i + 8 lies inside the range the caller vouches for.
-            unsafe { base.add(i).copy_to_nonoverlapping(w.as_mut_ptr(), 8) };
-            let want = seed.map_or([0; 8], |s| mix(s, (i / 8) as u64).to_le_bytes());
-            if w != want {
-                let k = (0..8).find(|&k| w[k] != want[k]).unwrap_or(0);
-                return Some((i + k, w[k], want[k]));
-            }
-            i += 8;
-        } else {
-            // SAFETY: as above, for one byte.
-            let b = unsafe { base.add(i).read() };
-            if b != expected(i) {
-                return Some((i, b, expected(i)));
-            }
-            i += 1;
+    let byte_by_byte = |r: Range<usize>| {
+        r.map(|i| {
+            // SAFETY: i lies inside the range the caller vouches for.
+            (i, unsafe { base.add(i).read() }, expected(i))
+        })
+        .find(|&(_, found, want)| found != want)
+    };
+    let (head, body, tail) = split(&range);
+    if let Some(m) = byte_by_byte(head) {
+        return Some(m);
+    }
+    for k in body.step_by(STEP) {
+        let mut w = [0u64; STEP];
+        // SAFETY: the STEP words at word k lie inside the range the caller vouches for.
+        unsafe {
+            base.add(k * 8)
+                .copy_to_nonoverlapping(w.as_mut_ptr().cast(), 8 * STEP)
+        };
+        let mut differ = 0;
+        for (j, &got) in w.iter().enumerate() {
+            differ |= got ^ seed.map_or(0, |s| mix(s, (k + j) as u64).to_le());
+        }
+        if differ != 0 {
+            return byte_by_byte(k * 8..(k + STEP) * 8);
         }
     }
-    None
+    byte_by_byte(tail)
 }
 
 /// A digest of the bytes in `ranges` of the block at `base` (to compare contents across backends).
@@ -191,11 +215,23 @@ pub unsafe fn mismatch(
 /// `base + r` must be readable memory for every `r` in `ranges`.
 pub unsafe fn digest(base: *const u8, ranges: &[Range<usize>]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut add = |v: u64| h = (h ^ v).wrapping_mul(0x100_0000_01b3);
     for r in ranges {
-        for i in r.clone() {
+        // Whole words in steps of STEP, as `mismatch` reads them (a comparison per byte here was
+        // a traced comparison per byte in a fuzz build).
+        let (head, body, tail) = split(r);
+        for i in head.chain(tail) {
             // SAFETY: the caller vouches for every offset of every range.
-            let b = unsafe { base.add(i).read() };
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            add(u64::from(unsafe { base.add(i).read() }));
+        }
+        for k in body.step_by(STEP) {
+            let mut w = [0u64; STEP];
+            // SAFETY: as above, for the STEP words at word k.
+            unsafe {
+                base.add(k * 8)
+                    .copy_to_nonoverlapping(w.as_mut_ptr().cast(), 8 * STEP)
+            };
+            add(w[0] ^ w[1].rotate_left(16) ^ w[2].rotate_left(32) ^ w[3].rotate_left(48));
         }
     }
     h
