@@ -70,19 +70,17 @@ pub enum Side {
     Right,
 }
 
-/// Runs `trace` on `a` and `b` side by side; reports the first oracle firing on either side, or
-/// the first divergence between them.
+/// Runs `trace` on `a` and `b` side by side, in this process; reports the first oracle firing on
+/// either side, or the first divergence between them.
 ///
 /// When either backend has [`Caps::global_state`](crate::backend::Caps::global_state) (a shared
-/// object), the whole differential runs in a forked child ([`crate::isolate`]); otherwise here.
+/// object), the caller should run the differential in a forked child instead ([`crate::isolate`],
+/// the layer above).
 pub fn diff<A: Backend, B: Backend>(a: A, b: B, trace: &Trace) -> Result<(), Report> {
-    if a.caps().global_state || b.caps().global_state {
-        return crate::isolate::diff(a, b, trace, crate::isolate::Isolation::default());
-    }
     diff_watched(a, b, trace, &mut |_, _| {})
 }
 
-/// [`diff`] in this process whatever the backends, calling `watch(side, i)` before op `i` runs on
+/// [`diff`], calling `watch(side, i)` before op `i` runs on
 /// `side`, and `watch(side, trace.len())` before that side's end-of-trace checks.
 pub fn diff_watched<A: Backend, B: Backend>(
     a: A,

@@ -7,25 +7,37 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use tagalloc_diff::backend::dylib;
 use tagalloc_diff::backend::libc::LibcBackend;
 use tagalloc_diff::backend::tagalloc::TagallocBackend;
-use tagalloc_diff::backend::{Backend, Spec};
+use tagalloc_diff::backend::Spec;
+use tagalloc_diff::isolate::Isolation;
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
-use tagalloc_diff::shrink::{self, Budget};
+use tagalloc_diff::shadow::rules::Contract;
+use tagalloc_diff::shrink::Budget;
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, isolate, runner, text, trace_file, Report};
+use tagalloc_diff::verdict::{Judge, Verdict};
+use tagalloc_diff::{bytes, differ, keep_going, runner, text, trace_file, Report};
 
 const USAGE: &str = "\
 usage:
-  tagalloc-diff run    [--backend B] TRACE...             check traces on one backend
-  tagalloc-diff diff   [--backend B] [--against B2] TRACE... differential (default tagalloc vs libc)
-  tagalloc-diff shrink [--backend B] [--against B2] TRACE   print the minimal failing trace
+  tagalloc-diff run    [--backend B] [CHECK] TRACE...     check traces on one backend
+  tagalloc-diff diff   [--backend B] [--against B2] [CHECK] TRACE... differential (default
+                                                          tagalloc vs libc)
+  tagalloc-diff shrink [--backend B] [--against B2] [CHECK] TRACE  print the minimal failing trace
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
   tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
 B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
-exporting malloc, free, calloc, realloc.
+exporting malloc, free, realloc (calloc and the aligned calls if it has them).
+CHECK options:
+  --contract C      the rules: glibc (default), posix (what POSIX and C17 require), malloc-lab
+  --hang-limit S    seconds an op may take before it is a hang (default 2; plus 16 a GiB asked)
+  --save DIR        where run and diff save minimal traces (default target/tagalloc-diff/minimal)
+run and diff run every trace to its end, report every failure at its FILE:LINE, shrink one trace
+per signature (failure kind x op kind x size class) and end with a summary table.
+A trace the backend cannot run (misuse or faults ops off tagalloc) is skipped, saying why.
 T is ops, diff, misuse, faults, trace_parse, locked, threads, or all (keep every op): the target
 whose input FILE is, as it decodes it. Without --target, decode takes it from the directory FILE
 is in (fuzz/artifacts/T/..., corpus/T/...) and refuses to guess otherwise.
@@ -85,6 +97,9 @@ struct Args {
     threads: usize,
     time: u64,
     config: Option<String>,
+    contract: Contract,
+    hang_limit: Option<std::time::Duration>,
+    save: Option<String>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
@@ -99,6 +114,9 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
         threads: 4,
         time: 10,
         config: None,
+        contract: Contract::Glibc,
+        hang_limit: None,
+        save: None,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -126,6 +144,24 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
                 });
             }
             "-o" => a.out = Some(value("-o")?),
+            "--save" => a.save = Some(value("--save")?),
+            "--contract" => {
+                let c = value("--contract")?;
+                a.contract = Contract::from_name(&c).ok_or_else(|| {
+                    usage(format!("unknown contract `{c}` (glibc, posix, malloc-lab)"))
+                })?;
+            }
+            "--hang-limit" => {
+                let v = value("--hang-limit")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e6)
+                    .ok_or_else(|| {
+                        usage(format!("--hang-limit: not a number of seconds: `{v}`"))
+                    })?;
+                a.hang_limit = Some(std::time::Duration::from_secs_f64(secs));
+            }
             "--config" => a.config = Some(value("--config")?),
             "--ops" | "--runs" | "--threads" | "--time" => {
                 let v = value(w)?;
@@ -172,85 +208,90 @@ fn target_of(path: &str) -> Option<Target> {
     Target::from_name(dir.to_str()?)
 }
 
-fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad> {
-    let b = spec.open(trace).map_err(bad)?;
-    let caps = b.caps();
-    let needs = |d: Dialect| trace.ops.iter().find(|op| op.dialect() == d);
-    if let (Some(op), false) = (needs(Dialect::Misuse), caps.misuse) {
-        return Err(bad(format!(
-            "{path}: `{op}` is misuse, which only the tagalloc backend reports ({spec} cannot)"
-        )));
-    }
-    if let (Some(op), false) = (needs(Dialect::Faults), caps.faults) {
-        return Err(bad(format!(
-            "{path}: `{op}` needs a simulated memory source (tagalloc), not {spec}"
-        )));
-    }
-    Ok(b)
+/// The judge the command line asks for; the backends loaded once (a shared object that needs
+/// more static TLS than glibc reserved makes this process run again with more).
+fn judge(a: &Args) -> Result<Judge, Bad> {
+    let judge = Judge {
+        backend: a.backend.clone(),
+        against: a.against.clone(),
+        contract: a.contract,
+        iso: Isolation {
+            stall: a.hang_limit.unwrap_or(Isolation::default().stall),
+            ..Isolation::default()
+        },
+        budget: Budget::default(),
+    };
+    judge
+        .preflight()
+        .map_err(|e| bad(dylib::reexec_for_static_tls(e)))?;
+    Ok(judge)
 }
 
-/// Runs one trace (single backend, or differential with `against`), without shrinking.
-fn check(a: &Args, path: &str, trace: &Trace) -> Result<Result<(), Report>, Bad> {
-    let left = open(&a.backend, path, trace)?;
-    // In a forked child (a shared object's runs are anyway): a crash of the allocator is a report.
-    let iso = isolate::Isolation::default();
-    Ok(match &a.against {
-        None => isolate::run(left, trace, iso),
-        Some(spec) => {
-            if trace.dialect() != Dialect::Clean {
-                return Err(bad(format!(
-                    "{path}: the differential runs clean traces only (no misuse or fault ops)"
-                )));
-            }
-            isolate::diff(left, open(spec, path, trace)?, trace, iso)
-        }
+/// A trace file, with the line of each op.
+fn read_input(path: &str) -> Result<keep_going::Input, Bad> {
+    let data = trace_file::decompress(read_file(path)?, path).map_err(bad)?;
+    let text = std::str::from_utf8(&data).map_err(|_| {
+        let parsed = text::parse_bytes(&data).err();
+        bad(parsed.map_or_else(|| format!("{path}: not UTF-8"), |e| e.in_file(path)))
+    })?;
+    let (trace, lines) = text::parse_located(text).map_err(|e| bad(e.in_file(path)))?;
+    Ok(keep_going::Input {
+        path: path.to_string(),
+        trace,
+        lines,
     })
-}
-
-fn shrunk(a: &Args, path: &str, trace: &Trace, first: Report) -> Report {
-    let mut test = |t: &Trace| check(a, path, t).unwrap_or(Ok(()));
-    shrink::shrink(trace, Budget::default(), &mut test).unwrap_or(first)
 }
 
 fn run(a: &Args) -> Outcome {
     if a.words.is_empty() {
         return Err(usage("no trace given"));
     }
-    let mut fired = false;
-    for path in &a.words {
-        let trace = read_trace(path)?;
-        match check(a, path, &trace)? {
-            Ok(()) => println!("{path}: ok ({} ops)", trace.len()),
-            Err(first) => {
-                fired = true;
-                println!("{path}: FAILED\n{}", shrunk(a, path, &trace, first));
-            }
-        }
-    }
-    Ok(ExitCode::from(u8::from(fired)))
+    let inputs = a
+        .words
+        .iter()
+        .map(|p| read_input(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let judge = judge(a)?;
+    let save = std::path::PathBuf::from(a.save.as_deref().unwrap_or(DEFAULT_SAVE));
+    let mut out = std::io::stdout();
+    let summary = keep_going::run(&judge, &inputs, &save, &mut out).map_err(bad)?;
+    println!(
+        "\nsummary (contract {}):\n{}",
+        judge.contract,
+        summary.table()
+    );
+    Ok(ExitCode::from(u8::from(summary.failed())))
 }
+
+/// Where `run` and `diff` save minimal traces without `--save`.
+const DEFAULT_SAVE: &str = "target/tagalloc-diff/minimal";
 
 fn shrink_cmd(a: &Args) -> Outcome {
     let [path] = a.words.as_slice() else {
         return Err(usage("shrink takes one trace"));
     };
-    let trace = read_trace(path)?;
-    match check(a, path, &trace)? {
-        Ok(()) => {
+    let input = read_input(path)?;
+    let judge = judge(a)?;
+    match judge.verdict(&input.trace).map_err(bad)? {
+        Verdict::Pass => {
             eprintln!("{path}: the trace does not fail; nothing to shrink");
             Ok(ExitCode::SUCCESS)
         }
-        Err(first) => {
-            let r = shrunk(a, path, &trace, first);
+        Verdict::Skipped(why) => {
+            eprintln!("{path}: skipped: {why}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Verdict::Failed(first) => {
+            let r = judge.shrink(&first);
             eprintln!(
-                "{path}: {} at op {} [{}]; {} ops shrunk to {}",
+                "{}: {} [{}]; {} ops shrunk to {}",
+                input.place(input.lines.get(first.index).map(|_| first.index)),
                 r.failure,
-                r.index,
                 r.failure.kind(),
-                trace.len(),
+                input.trace.len(),
                 r.trace.len()
             );
-            println!("# {} [{}]\n{}", r.failure, r.failure.kind(), r.trace);
+            print!("{}", r.regression());
             Ok(ExitCode::from(1))
         }
     }

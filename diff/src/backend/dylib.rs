@@ -1,4 +1,4 @@
-//! Any shared object that exports `malloc`, `free`, `calloc` and `realloc` (and optionally
+//! Any shared object that exports `malloc`, `free` and `realloc` (and optionally `calloc`,
 //! `posix_memalign`, `aligned_alloc`, `memalign`, `malloc_usable_size`), loaded with `dlopen`
 //! beside the process's own allocator, never in its place.
 //!
@@ -14,6 +14,11 @@
 //! ([`Caps::global_state`]), and every run on it goes to a forked child ([`crate::isolate`]) that
 //! starts from the state the object had right after loading. This process only loads the object
 //! and looks its functions up; it never calls them.
+//!
+//! An object built with initial-exec thread-local storage (Debian's jemalloc) needs room in the
+//! static TLS block, which glibc sizes at start-up: `dlopen` then fails with "cannot allocate
+//! memory in static TLS block". Only a new process can have more, so [`reexec_for_static_tls`]
+//! re-executes the tool with `GLIBC_TUNABLES=glibc.rtld.optional_static_tls=...` added, once.
 //!
 //! Unlike the libc backend, every request reaches the object as it is, hostile sizes included: the
 //! object is what is under test, and answering for it would hide exactly the bugs we look for.
@@ -43,7 +48,7 @@ pub struct DylibBackend {
     path: String,
     malloc: MallocFn,
     free: FreeFn,
-    calloc: CallocFn,
+    calloc: Option<CallocFn>,
     realloc: ReallocFn,
     posix_memalign: Option<PosixMemalignFn>,
     aligned_alloc: Option<AlignFn>,
@@ -125,6 +130,65 @@ fn defined_in(handle: usize, p: *mut c_void) -> bool {
     unsafe { CStr::from_ptr(info.dli_fname) == CStr::from_ptr(own_name) }
 }
 
+/// Surplus static TLS asked for on the retry (glibc's default is 512 bytes; jemalloc 5.3 needs a
+/// few KiB).
+pub const STATIC_TLS_SURPLUS: usize = 64 << 10;
+
+/// Set in the environment of the re-executed tool, so it retries once only.
+const TLS_RETRIED: &str = "TAGALLOC_DIFF_TLS_RETRIED";
+
+/// Whether `error` (from [`DylibBackend::open`]) is glibc running out of static TLS.
+pub fn static_tls_exhausted(error: &str) -> bool {
+    error.contains("static TLS block")
+}
+
+/// The `GLIBC_TUNABLES` value `current` (the variable as it is, if set) with enough optional
+/// static TLS for the retry; other tunables kept.
+pub fn tunables_with_static_tls(current: Option<&str>) -> String {
+    let setting = format!("glibc.rtld.optional_static_tls={STATIC_TLS_SURPLUS}");
+    let kept: Vec<&str> = current
+        .unwrap_or("")
+        .split(':')
+        .filter(|t| !t.is_empty() && !t.starts_with("glibc.rtld.optional_static_tls="))
+        .collect();
+    kept.into_iter()
+        .chain([setting.as_str()])
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// After [`DylibBackend::open`] failed with `error`: if the object needs static TLS and this
+/// process is not already the retry, re-executes this program with the same arguments and
+/// `GLIBC_TUNABLES` asking for [`STATIC_TLS_SURPLUS`] bytes (it does not return then). Returns
+/// the error to report: `error`, or why the retry could not run, or that it already ran.
+pub fn reexec_for_static_tls(error: String) -> String {
+    use std::os::unix::process::CommandExt;
+    if !static_tls_exhausted(&error) {
+        return error;
+    }
+    if std::env::var_os(TLS_RETRIED).is_some() {
+        return format!(
+            "{error} (even with GLIBC_TUNABLES={})",
+            std::env::var("GLIBC_TUNABLES").unwrap_or_default()
+        );
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return format!("{error} (and cannot re-execute with more static TLS: {e})"),
+    };
+    let tunables = tunables_with_static_tls(std::env::var("GLIBC_TUNABLES").ok().as_deref());
+    eprintln!(
+        "tagalloc-diff: the object needs more static TLS than glibc reserved; running again with \
+         GLIBC_TUNABLES={tunables}"
+    );
+    let e = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", &tunables)
+        .env(TLS_RETRIED, "1")
+        .exec();
+    format!("{error} (and re-executing with GLIBC_TUNABLES={tunables} failed: {e})")
+}
+
 impl DylibBackend {
     /// Loads `path` (once per process) and resolves its allocator functions.
     pub fn open(path: &str) -> Result<DylibBackend, String> {
@@ -137,12 +201,7 @@ impl DylibBackend {
                 )
             })
         };
-        let (m, f, c, r) = (
-            need(c"malloc")?,
-            need(c"free")?,
-            need(c"calloc")?,
-            need(c"realloc")?,
-        );
+        let (m, f, r) = (need(c"malloc")?, need(c"free")?, need(c"realloc")?);
         // SAFETY (all transmutes): each symbol is the C function of that name, whose C signature
         // (the standard one for malloc and its family) is the function type it becomes.
         Ok(DylibBackend {
@@ -151,8 +210,9 @@ impl DylibBackend {
             malloc: unsafe { std::mem::transmute::<*mut c_void, MallocFn>(m) },
             // SAFETY: see above.
             free: unsafe { std::mem::transmute::<*mut c_void, FreeFn>(f) },
-            // SAFETY: see above.
-            calloc: unsafe { std::mem::transmute::<*mut c_void, CallocFn>(c) },
+            calloc: symbol(h, c"calloc")
+                // SAFETY: see above.
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, CallocFn>(p) }),
             // SAFETY: see above.
             realloc: unsafe { std::mem::transmute::<*mut c_void, ReallocFn>(r) },
             posix_memalign: symbol(h, c"posix_memalign")
@@ -191,8 +251,11 @@ impl Backend for DylibBackend {
         match req {
             // SAFETY: see above.
             Request::Malloc { size } => reply(unsafe { (self.malloc)(size) }),
-            // SAFETY: see above.
-            Request::Calloc { count, size } => reply(unsafe { (self.calloc)(count, size) }),
+            Request::Calloc { count, size } => match self.calloc {
+                None => Reply::Unsupported,
+                // SAFETY: see above.
+                Some(f) => reply(unsafe { f(count, size) }),
+            },
             Request::Realloc { ptr, size } => {
                 // SAFETY: see above.
                 let p = unsafe { (self.realloc)(ptr.cast(), size) };
@@ -234,5 +297,27 @@ impl Backend for DylibBackend {
                 Some(f) => Reply::Size(unsafe { f(ptr.cast()) }),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_tls_tunable_is_added_to_the_others() {
+        let n = STATIC_TLS_SURPLUS;
+        let want = format!("glibc.rtld.optional_static_tls={n}");
+        assert_eq!(tunables_with_static_tls(None), want);
+        assert_eq!(
+            tunables_with_static_tls(Some(
+                "glibc.malloc.check=3:glibc.rtld.optional_static_tls=9"
+            )),
+            format!("glibc.malloc.check=3:{want}")
+        );
+        assert!(static_tls_exhausted(
+            "x.so: cannot allocate memory in static TLS block"
+        ));
+        assert_eq!(reexec_for_static_tls("other".into()), "other");
     }
 }

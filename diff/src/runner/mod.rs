@@ -147,6 +147,7 @@ impl<B: Backend> Runner<B> {
             limits: self.backend.limits(),
             spent: self.shadow.spent,
             faults_pending: self.backend.faults_pending(),
+            contract: self.backend.contract(),
         }
     }
 
@@ -278,13 +279,15 @@ impl<B: Backend> Runner<B> {
             return Err(Failure::NullWhereSuccessRequired {
                 call: call_text(op),
                 errno,
+                rule: e.rule.into(),
             });
         }
-        if !e.errnos.contains(&errno) {
+        if !e.errnos.is_empty() && !e.errnos.contains(&errno) {
             return Err(Failure::WrongErrno {
                 call: call_text(op),
                 errno,
                 allowed: e.errnos.to_vec(),
+                rule: e.rule.into(),
             });
         }
         Ok(Step {
@@ -327,6 +330,7 @@ impl<B: Backend> Runner<B> {
             return Err(Failure::SuccessWhereFailureRequired {
                 call: call_text(op),
                 addr,
+                rule: e.rule.into(),
             });
         }
         let mut b = Block {
@@ -341,6 +345,7 @@ impl<B: Backend> Runner<B> {
             return Err(Failure::Misaligned {
                 block: self.shadow.block_ref(Owner::Slot(slot), &b),
                 align: e.align,
+                rule: e.align_rule(self.backend.contract()).into(),
             });
         }
         // The usable size first: the block's extent, for the overlap check, is all of it.
@@ -606,19 +611,17 @@ pub fn drop_quietly<T>(value: T) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
-/// Runs `trace` on `backend` with the shadow model; the first oracle that fires is reported.
+/// Runs `trace` on `backend` with the shadow model, in this process; the first oracle that fires
+/// is reported.
 ///
-/// A backend with [`Caps::global_state`] (a shared object) runs in a forked child, so that it
-/// starts from its pristine state and a crash becomes a report ([`crate::isolate`]); any other
-/// runs right here.
+/// A backend with [`Caps::global_state`] (a shared object) should run in a forked child instead,
+/// so that it starts from its pristine state and a crash becomes a report: that is the layer
+/// above, [`crate::isolate`], which the caller picks.
 pub fn run<B: Backend>(backend: B, trace: &Trace) -> Result<(), Report> {
-    if backend.caps().global_state {
-        return crate::isolate::run(backend, trace, crate::isolate::Isolation::default());
-    }
     run_watched(backend, trace, &mut |_| {})
 }
 
-/// [`run`] in this process whatever the backend, calling `watch(i)` before op `i` and
+/// [`run`], calling `watch(i)` before op `i` and
 /// `watch(trace.len())` before the end-of-trace checks (how an isolated child tells its parent
 /// where it is).
 pub fn run_watched<B: Backend>(

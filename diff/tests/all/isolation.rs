@@ -4,8 +4,9 @@
 
 use tagalloc_diff::backend::dylib::DylibBackend;
 use tagalloc_diff::backend::Backend;
+use tagalloc_diff::isolate::{self, Isolation};
 use tagalloc_diff::shrink::{self, Budget};
-use tagalloc_diff::{differ, runner, text, Report, Trace};
+use tagalloc_diff::{text, Report, Trace};
 
 use crate::cli::{file, run, shared_object, text as output};
 
@@ -40,10 +41,12 @@ fn open(so: &str) -> DylibBackend {
     DylibBackend::open(so).unwrap()
 }
 
-/// The trace printed after the report's "minimal trace" line (its `#` line is a comment).
+/// The trace printed after the report's "minimal trace" line (its `#` line is a comment), up to
+/// the blank line that ends the report.
 fn printed_trace(out: &str) -> String {
     let at = out.find("minimal trace (").expect(out);
-    out[at..].split_once('\n').expect(out).1.to_string()
+    let rest = out[at..].split_once('\n').expect(out).1;
+    rest.split("\n\n").next().unwrap_or(rest).to_string()
 }
 
 #[test]
@@ -53,10 +56,10 @@ fn every_run_starts_from_the_pristine_object() {
     };
     let dirty = text::parse(DIRTY).unwrap();
     // The same trace, again and again in one process: the same verdict every time.
-    let first = runner::run(open(&so), &dirty).unwrap_err();
+    let first = isolate::run(open(&so), &dirty, Isolation::default()).unwrap_err();
     assert_eq!(first.failure.kind(), "calloc-not-zero", "{first}");
     for _ in 0..3 {
-        let again = runner::run(open(&so), &dirty).unwrap_err();
+        let again = isolate::run(open(&so), &dirty, Isolation::default()).unwrap_err();
         assert_eq!(
             (again.index, again.failure.kind()),
             (first.index, "calloc-not-zero")
@@ -64,17 +67,19 @@ fn every_run_starts_from_the_pristine_object() {
     }
     // A clean trace stays clean after failing ones, on one side or both of a differential.
     let clean = text::parse("malloc 0 100\nfree 0\ncalloc 1 10 10\n").unwrap();
-    runner::run(open(&so), &clean).unwrap();
-    differ::diff(
+    isolate::run(open(&so), &clean, Isolation::default()).unwrap();
+    isolate::diff(
         open(&so),
         tagalloc_diff::backend::libc::LibcBackend::new(),
         &clean,
+        Isolation::default(),
     )
     .unwrap();
-    let r = differ::diff(
+    let r = isolate::diff(
         tagalloc_diff::backend::libc::LibcBackend::new(),
         open(&so),
         &dirty,
+        Isolation::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -89,10 +94,11 @@ fn the_shrunk_trace_reproduces_alone() {
         return;
     };
     let dirty = text::parse(DIRTY).unwrap();
-    let mut test = |t: &Trace| -> Result<(), Report> { runner::run(open(&so), t) };
+    let mut test =
+        |t: &Trace| -> Result<(), Report> { isolate::run(open(&so), t, Isolation::default()) };
     let r = shrink::shrink(&dirty, Budget::default(), &mut test).unwrap();
     assert!(r.trace.len() < dirty.len(), "{r}");
-    let alone = runner::run(open(&so), &r.trace).unwrap_err();
+    let alone = isolate::run(open(&so), &r.trace, Isolation::default()).unwrap_err();
     assert_eq!(alone.failure.kind(), "calloc-not-zero", "{alone}");
 
     // Through the tool: what `run` and `shrink` print fails in a fresh process of its own.
@@ -134,10 +140,10 @@ fn a_segfaulting_allocator_is_a_report_at_its_op() {
 
     // Unshrunk, in process through the library: the op where it died, on the side that died.
     let trace = text::parse(&String::from_utf8(std::fs::read(&t).unwrap()).unwrap()).unwrap();
-    let r = runner::run(open(&so), &trace).unwrap_err();
+    let r = isolate::run(open(&so), &trace, Isolation::default()).unwrap_err();
     assert_eq!((r.index, r.failure.kind()), (4, "crash"), "{r}");
     let tagalloc = tagalloc_diff::backend::tagalloc::TagallocBackend::reserved();
-    let r = differ::diff(tagalloc, open(&so), &trace).unwrap_err();
+    let r = isolate::diff(tagalloc, open(&so), &trace, Isolation::default()).unwrap_err();
     assert_eq!((r.index, r.failure.kind()), (4, "crash"), "{r}");
     assert_eq!(r.backend, open(&so).name());
 
