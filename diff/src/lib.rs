@@ -23,6 +23,7 @@ pub mod deadly;
 pub mod differ;
 pub mod isolate;
 pub mod keep_going;
+pub mod lab;
 pub mod op;
 pub mod report;
 pub mod runner;

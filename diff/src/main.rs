@@ -25,6 +25,9 @@ usage:
   tagalloc-diff diff   [--backend B] [--against B2] [CHECK] TRACE... differential (default
                                                           tagalloc vs libc)
   tagalloc-diff shrink [--backend B] [--against B2] [CHECK] TRACE  print the minimal failing trace
+  tagalloc-diff lab    [CHECK] MM.C|DIR [TRACE...]        a malloc-lab allocator: built with our
+                                                          memlib, checked under malloc-lab on
+                                                          lab-style traces (and TRACEs), timed
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
@@ -34,7 +37,8 @@ exporting malloc, free, realloc (calloc and the aligned calls if it has them).
 CHECK options:
   --contract C      the rules: glibc (default), posix (what POSIX and C17 require), malloc-lab
   --hang-limit S    seconds an op may take before it is a hang (default 2; plus 16 a GiB asked)
-  --save DIR        where run and diff save minimal traces (default target/tagalloc-diff/minimal)
+  --save DIR        where run, diff and lab save minimal traces (default: target/tagalloc-diff/
+                    minimal where ./target is, else in the temporary directory)
 run and diff run every trace to its end, report every failure at its FILE:LINE, shrink one trace
 per signature (failure kind x op kind x size class) and end with a summary table.
 A trace the backend cannot run (misuse or faults ops off tagalloc) is skipped, saying why.
@@ -215,16 +219,21 @@ fn judge(a: &Args) -> Result<Judge, Bad> {
         backend: a.backend.clone(),
         against: a.against.clone(),
         contract: a.contract,
-        iso: Isolation {
-            stall: a.hang_limit.unwrap_or(Isolation::default().stall),
-            ..Isolation::default()
-        },
+        iso: isolation(a),
         budget: Budget::default(),
     };
     judge
         .preflight()
         .map_err(|e| bad(dylib::reexec_for_static_tls(e)))?;
     Ok(judge)
+}
+
+/// How runs are watched: `--hang-limit` as the base limit.
+fn isolation(a: &Args) -> Isolation {
+    Isolation {
+        stall: a.hang_limit.unwrap_or(Isolation::default().stall),
+        ..Isolation::default()
+    }
 }
 
 /// A trace file, with the line of each op.
@@ -252,7 +261,10 @@ fn run(a: &Args) -> Outcome {
         .map(|p| read_input(p))
         .collect::<Result<Vec<_>, _>>()?;
     let judge = judge(a)?;
-    let save = std::path::PathBuf::from(a.save.as_deref().unwrap_or(DEFAULT_SAVE));
+    let save = a
+        .save
+        .as_ref()
+        .map_or_else(|| work_dir().join("minimal"), std::path::PathBuf::from);
     let mut out = std::io::stdout();
     let summary = keep_going::run(&judge, &inputs, &save, &mut out).map_err(bad)?;
     println!(
@@ -263,8 +275,16 @@ fn run(a: &Args) -> Outcome {
     Ok(ExitCode::from(u8::from(summary.failed())))
 }
 
-/// Where `run` and `diff` save minimal traces without `--save`.
-const DEFAULT_SAVE: &str = "target/tagalloc-diff/minimal";
+/// Where the tool keeps what it makes (minimal traces, built lab objects): `target/tagalloc-diff/`
+/// when run where a `target/` directory is (a cargo workspace), else under the temporary directory.
+fn work_dir() -> std::path::PathBuf {
+    let target = std::path::Path::new("target");
+    if target.is_dir() {
+        target.join("tagalloc-diff")
+    } else {
+        std::env::temp_dir().join("tagalloc-diff")
+    }
+}
 
 fn shrink_cmd(a: &Args) -> Outcome {
     let [path] = a.words.as_slice() else {
@@ -448,9 +468,61 @@ fn stress(a: &Args) -> Result<ExitCode, Bad> {
     }
 }
 
+/// `lab`: a malloc-lab `mm.c` built with our memlib and tested under the lab's contract.
+fn lab(a: &Args) -> Outcome {
+    use tagalloc_diff::lab::{self, driver};
+    let Some((path, rest)) = a.words.split_first() else {
+        return Err(usage("lab takes the path of an mm.c (or of its directory)"));
+    };
+    let src = lab::source(std::path::Path::new(path)).map_err(bad)?;
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::canonicalize(&src)
+            .unwrap_or(src.clone())
+            .hash(&mut h);
+        h.finish()
+    };
+    let dir = match &a.save {
+        Some(save) => std::path::Path::new(save).join("build"),
+        None => work_dir().join(format!("lab/{key:016x}")),
+    };
+    let built = lab::build(&src, &dir).map_err(|e| bad(format!("{}: {e}", src.display())))?;
+    println!(
+        "{}: built {} (mm_checkheap: {}; calloc: {})",
+        src.display(),
+        built.so,
+        if built.checker {
+            "called after every op"
+        } else {
+            "none"
+        },
+        if built.calloc {
+            "tested"
+        } else {
+            "none, not called"
+        }
+    );
+    let mut inputs = driver::generated(&dir).map_err(bad)?;
+    for p in rest {
+        inputs.push(read_input(p)?);
+    }
+    let save = match &a.save {
+        Some(save) => std::path::Path::new(save).join("minimal"),
+        None => dir.join("minimal"),
+    };
+    let iso = isolation(a);
+    let (summary, table) =
+        driver::run(&built, &inputs, &save, iso, &mut std::io::stdout()).map_err(bad)?;
+    println!("\nsummary (contract malloc-lab):\n{}", summary.table());
+    println!("{table}");
+    let valid = table.0.iter().all(|r| r.invalid.is_none());
+    Ok(ExitCode::from(u8::from(!valid)))
+}
+
 /// The commands, as `main` dispatches them.
-const COMMANDS: [&str; 7] = [
-    "run", "diff", "shrink", "decode", "encode", "bench", "stress",
+const COMMANDS: [&str; 8] = [
+    "run", "diff", "shrink", "decode", "encode", "bench", "stress", "lab",
 ];
 
 /// Runs command `cmd` with its arguments.
@@ -469,6 +541,7 @@ fn command(cmd: &str, a: Args) -> Outcome {
         "encode" => encode(&a),
         "bench" => bench(&a),
         "stress" => stress(&a),
+        "lab" => lab(&a),
         other => Err(usage(format!("unknown command `{other}`"))),
     }
 }

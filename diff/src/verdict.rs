@@ -18,6 +18,8 @@ use crate::signature::Signature;
 
 /// Most failures [`Judge::failures`] collects from one trace.
 pub const MOST_PER_TRACE: usize = 32;
+/// Most failures of one signature it collects from one trace (more are the same bug again).
+pub const MOST_PER_SIGNATURE: usize = 3;
 
 /// What the traces run on, and under which rules.
 #[derive(Clone, Debug)]
@@ -125,15 +127,18 @@ impl Judge {
         let mut t = trace.clone();
         let mut index: Vec<usize> = (0..trace.len()).collect();
         let mut found = Vec::new();
+        let mut seen: std::collections::HashMap<Signature, usize> = Default::default();
         while found.len() < MOST_PER_TRACE {
             let Err(report) = self.test(&t)? else { break };
             let i = report.index;
-            let hang = report.failure.kind() == "hang";
+            let count = seen.entry(Signature::of(&report)).or_default();
+            *count += 1;
+            let stop = report.failure.kind() == "hang" || *count >= MOST_PER_SIGNATURE;
             found.push(Found {
                 at: index.get(i).copied(),
                 report,
             });
-            if i >= t.len() || hang {
+            if i >= t.len() || stop {
                 break;
             }
             t.ops.remove(i);

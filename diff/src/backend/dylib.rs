@@ -38,6 +38,8 @@ type ReallocFn = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
 type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> i32;
 type AlignFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 type UsableFn = unsafe extern "C" fn(*mut c_void) -> usize;
+type CheckFn = unsafe extern "C" fn() -> i32;
+type HeapSizeFn = unsafe extern "C" fn() -> usize;
 
 /// Handles of the objects opened so far, by path (as an address, to be `Send`).
 static OPENED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
@@ -54,6 +56,10 @@ pub struct DylibBackend {
     aligned_alloc: Option<AlignFn>,
     memalign: Option<AlignFn>,
     usable_size: Option<UsableFn>,
+    /// `tagalloc_check`, which the lab shim exports: the code's own heap checker (0: passed).
+    check: Option<CheckFn>,
+    /// `tagalloc_heap_size`, which the lab shim exports: `mem_heapsize()`.
+    heap_size: Option<HeapSizeFn>,
 }
 
 fn dlerror() -> String {
@@ -189,6 +195,19 @@ pub fn reexec_for_static_tls(error: String) -> String {
     format!("{error} (and re-executing with GLIBC_TUNABLES={tunables} failed: {e})")
 }
 
+/// `name`, if the object defines it and its `has` function (taking nothing, returning an int,
+/// calling nothing of the allocator's) says it is real: the lab shim's heap checker exists only
+/// where the student wrote `mm_checkheap`.
+fn lab_symbol(handle: usize, has: &CStr, name: &CStr) -> Option<*mut c_void> {
+    let has = symbol(handle, has)?;
+    // SAFETY: the shim's `int tagalloc_has_check(void)` reads one weak symbol's address.
+    let has = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(has) };
+    // SAFETY: as above.
+    (unsafe { has() } != 0)
+        .then(|| symbol(handle, name))
+        .flatten()
+}
+
 impl DylibBackend {
     /// Loads `path` (once per process) and resolves its allocator functions.
     pub fn open(path: &str) -> Result<DylibBackend, String> {
@@ -227,7 +246,19 @@ impl DylibBackend {
             usable_size: symbol(h, c"malloc_usable_size")
                 // SAFETY: see above.
                 .map(|p| unsafe { std::mem::transmute::<*mut c_void, UsableFn>(p) }),
+            check: lab_symbol(h, c"tagalloc_has_check", c"tagalloc_check")
+                // SAFETY: see above (`int tagalloc_check(void)` in the lab shim).
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, CheckFn>(p) }),
+            heap_size: symbol(h, c"tagalloc_heap_size")
+                // SAFETY: see above (`size_t tagalloc_heap_size(void)` in the lab shim).
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, HeapSizeFn>(p) }),
         })
+    }
+
+    /// The heap's size now, where the object says (the lab shim's `mem_heapsize()`).
+    pub fn heap_size(&self) -> Option<usize> {
+        // SAFETY: the shim's function takes nothing and only reads memlib's break.
+        self.heap_size.map(|f| unsafe { f() })
     }
 }
 
@@ -239,7 +270,16 @@ impl Backend for DylibBackend {
     fn caps(&self) -> Caps {
         Caps {
             global_state: true,
+            walker: self.check.is_some(),
             ..Caps::default()
+        }
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        match self.check {
+            // SAFETY: the shim's checker takes nothing; it runs the student's `mm_checkheap`.
+            Some(f) if unsafe { f() } != 0 => Err("mm_checkheap says the heap is broken".into()),
+            _ => Ok(()),
         }
     }
 

@@ -29,6 +29,7 @@
 //! child, so a shared object on both sides (`diff --backend x.so --against x.so`) is one
 //! allocator serving both, in a deterministic interleaving.
 
+pub mod measure;
 mod wire;
 
 use std::io;

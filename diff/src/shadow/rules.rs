@@ -235,14 +235,20 @@ pub fn calloc(count: usize, size: usize, ctx: &Context) -> Expect {
 
 /// `memalign(align, size)`.
 pub fn memalign(align: usize, size: usize, ctx: &Context) -> Expect {
-    if ctx.contract == Contract::Posix && (align == 0 || !align.is_power_of_two()) {
-        let mut e = sized(size, 1, ctx);
-        if e.need == Need::Success {
-            e.need = Need::Either;
+    if ctx.contract == Contract::Posix {
+        if align == 0 || !align.is_power_of_two() {
+            let mut e = sized(size, 1, ctx);
+            if e.need == Need::Success {
+                e.need = Need::Either;
+            }
+            e.errnos = ANY_ERRNO;
+            e.rule = "memalign is in no standard: an alignment of 0 or not a power of two may \
+                      fail (errno unspecified), and then only the fundamental alignment is owed";
+            return e;
         }
+        // A power of two: owed like aligned_alloc, but a failure's errno is unspecified.
+        let mut e = sized(size, align, ctx);
         e.errnos = ANY_ERRNO;
-        e.rule = "memalign is in no standard: an alignment of 0 or not a power of two may fail \
-                  (errno unspecified), and then only the fundamental alignment is owed";
         return e;
     }
     if align > usize::MAX / 2 + 1 {

@@ -5,6 +5,7 @@
 mod broken;
 mod cli;
 mod isolation;
+mod lab;
 mod oracles;
 mod quickchecks;
 mod targets;
