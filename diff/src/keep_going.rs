@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::backend::dylib::DylibBackend;
+use crate::backend::Spec;
 use crate::op::Trace;
-use crate::signature::Signature;
+use crate::signature::{size_class, Signature};
+use crate::space::{self, Measure};
 use crate::text::Lines;
 use crate::verdict::{Judge, Verdict};
 
@@ -100,6 +103,57 @@ impl Summary {
     }
 }
 
+/// Longest a measurement of one trace may take.
+const MEASURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Utilisation below which a trace whose heap reached [`LOW_UTIL_FROM`] bytes is warned about.
+pub const LOW_UTIL: f64 = 0.3;
+/// Smaller heaps are mostly the allocator's fixed overhead: no utilisation warning.
+pub const LOW_UTIL_FROM: usize = 4 << 20;
+
+/// The rule an out-of-memory failure breaks, beside libc.
+pub const OOM_RULE: &str =
+    "an allocation that libc's succeeds on the same trace does not fail for \
+                            want of memory";
+
+fn bytes(n: usize) -> String {
+    match n {
+        0..=9_999 => format!("{n} B"),
+        10_000..=9_999_999 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+    }
+}
+
+/// The backend's space and speed on `trace`, and libc's (`None`: it crashed or hung measured).
+fn measure(judge: &Judge, trace: &Trace) -> (Option<Measure>, Option<Measure>) {
+    let lab = match &judge.backend {
+        Spec::Dylib(p) => DylibBackend::open(p).is_ok_and(|b| b.heap_size().is_some()),
+        _ => false,
+    };
+    let mm = match &judge.backend {
+        Spec::Dylib(p) if lab => space::measure(p, trace, MEASURE_LIMIT),
+        spec => space::measure_any(&|| judge.open(spec, trace).ok(), trace, MEASURE_LIMIT),
+    };
+    (mm, space::measure_libc(trace, MEASURE_LIMIT))
+}
+
+/// `peak live X, heap Y (util Z%), N ops/s`, and a warning where utilisation is low.
+fn space_text(m: &Measure) -> String {
+    let mut t = format!("peak live {}", bytes(m.peak_payload));
+    if let Some(u) = m.util() {
+        t.push_str(&format!(
+            ", heap {} at that peak (util {:.0}%)",
+            bytes(m.heap_at_peak),
+            100.0 * u
+        ));
+    }
+    t.push_str(&format!(", {:.0} ops/s", 1000.0 * m.kops()));
+    if m.util().is_some_and(|u| u < LOW_UTIL) && m.heap_at_peak >= LOW_UTIL_FROM {
+        t.push_str("; warning: low utilisation: the heap grows where freed memory could be reused");
+    }
+    t
+}
+
 /// The file name of the minimal trace of `sig`, first seen in `path`.
 fn minimal_name(path: &str, sig: &Signature) -> String {
     let stem = Path::new(path)
@@ -115,10 +169,15 @@ fn minimal_name(path: &str, sig: &Signature) -> String {
 /// Runs every input with `judge`, writing each verdict to `out` as it comes, shrinking each new
 /// signature once and saving its minimal trace under `save`. `Err`: a backend cannot open, or the
 /// minimal trace cannot be written.
+///
+/// With `space`, each trace that passes is also replayed alone, on the backend and on libc, for
+/// its space and speed ([`crate::space`]); running out of memory where libc did not is a failure
+/// (not shrunk: the contract allows the failure alone, only the comparison condemns it).
 pub fn run(
     judge: &Judge,
     inputs: &[Input],
     save: &Path,
+    space: bool,
     out: &mut dyn Write,
 ) -> Result<Summary, String> {
     let mut summary = Summary::default();
@@ -141,6 +200,46 @@ pub fn run(
             continue;
         }
         let found = judge.failures(&input.trace)?;
+        if found.is_empty() && space && judge.against.is_none() {
+            let (mm, libc) = measure(judge, &input.trace);
+            let oom = mm
+                .filter(|m| m.out_of_memory && !libc.is_some_and(|l| l.out_of_memory))
+                .and_then(|m| m.first_null);
+            if let Some(i) = oom {
+                let op = input.trace.ops[i];
+                let sig = Signature {
+                    kind: "out-of-memory",
+                    op: op.name(),
+                    size: size_class(op.requested(), true),
+                };
+                let place = input.place(Some(i));
+                writeln!(
+                    out,
+                    "{}: FAILED (1 failure in {n} ops)\n{place}: `{op}` out of memory where \
+                     libc's allocator is not [out-of-memory]\n  broke contract {}, rule: \
+                     {OOM_RULE}",
+                    input.path, judge.contract
+                )
+                .map_err(io)?;
+                let unshrunk = "(not shrunk)".to_string();
+                summary
+                    .signatures
+                    .entry(sig.clone())
+                    .or_insert((unshrunk.clone(), 0))
+                    .1 += 1;
+                row.verdict = "FAILED (1)".into();
+                row.first = format!("{place} {sig}");
+                row.minimal = unshrunk;
+                summary.rows.push(row);
+                continue;
+            }
+            let figures = mm.map_or("crashed or hung when replayed alone".into(), |m| {
+                space_text(&m)
+            });
+            writeln!(out, "{}: ok ({n} ops; {figures})", input.path).map_err(io)?;
+            summary.rows.push(row);
+            continue;
+        }
         if found.is_empty() {
             writeln!(out, "{}: ok ({n} ops)", input.path).map_err(io)?;
             summary.rows.push(row);

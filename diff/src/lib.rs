@@ -30,6 +30,7 @@ pub mod runner;
 pub mod shadow;
 pub mod shrink;
 pub mod signature;
+pub mod space;
 pub mod stress;
 pub mod targets;
 pub mod text;

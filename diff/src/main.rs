@@ -266,7 +266,7 @@ fn run(a: &Args) -> Outcome {
         .as_ref()
         .map_or_else(|| work_dir().join("minimal"), std::path::PathBuf::from);
     let mut out = std::io::stdout();
-    let summary = keep_going::run(&judge, &inputs, &save, &mut out).map_err(bad)?;
+    let summary = keep_going::run(&judge, &inputs, &save, true, &mut out).map_err(bad)?;
     println!(
         "\nsummary (contract {}):\n{}",
         judge.contract,

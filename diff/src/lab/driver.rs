@@ -60,7 +60,7 @@ pub fn run(
         },
     };
     judge.preflight()?;
-    let summary = keep_going::run(&judge, inputs, save, out)?;
+    let summary = keep_going::run(&judge, inputs, save, false, out)?;
     let low = Judge {
         backend: Spec::Dylib(built.so_low.clone()),
         ..judge.clone()

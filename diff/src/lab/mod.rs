@@ -10,8 +10,8 @@
 //! with the region below 2 GiB, where code that keeps pointers in 4 bytes happens to work; a trace
 //! that fails on the first and passes on the second is reported as that bug.
 //!
-//! [`measure`] times a trace's calls alone (no shadow model) in a forked child and records the
-//! peak live payload and the heap's size at that moment; [`Table`] prints, in the lab driver's
+//! [`measure`] ([`crate::space`]) times a trace's calls alone in a forked child and records the
+//! peak live payload and the heap's size at that moment (`mem_heapsize`); [`Table`] prints, in the lab driver's
 //! terms, valid, util, ops, secs and Kops per trace next to libc's, and the performance index.
 
 pub mod driver;
@@ -19,13 +19,8 @@ pub mod traces;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::backend::dylib::DylibBackend;
-use crate::backend::libc::LibcBackend;
-use crate::backend::{Backend, Reply, Request};
-use crate::isolate::measure::in_fork;
-use crate::op::{Op, Trace};
+pub use crate::space::{measure, measure_libc, Measure};
 
 const MEMLIB_C: &str = include_str!("c/memlib.c");
 const MEMLIB_H: &str = include_str!("c/memlib.h");
@@ -34,8 +29,7 @@ const SHIM_C: &str = include_str!("c/shim.c");
 
 /// Share of utilisation in the performance index (the lab driver's weight).
 pub const UTIL_WEIGHT: f64 = 0.6;
-/// Utilisation below which a trace gets a warning.
-pub const LOW_UTIL: f64 = 0.3;
+pub use crate::keep_going::LOW_UTIL;
 
 /// A lab allocator, built.
 #[derive(Clone, Debug)]
@@ -147,112 +141,6 @@ pub fn build(src: &Path, out: &Path) -> Result<Built, String> {
         checker,
         calloc,
     })
-}
-
-/// One trace's figures.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Measure {
-    /// Seconds in the allocator's calls.
-    pub secs: f64,
-    /// Calls made.
-    pub ops: usize,
-    /// Most payload live at once.
-    pub peak_payload: usize,
-    /// The heap's size when the payload peaked (0: the backend does not say).
-    pub heap_at_peak: usize,
-    /// The heap's size at the end.
-    pub heap_end: usize,
-    /// Whether an allocation returned NULL.
-    pub out_of_memory: bool,
-}
-
-impl Measure {
-    /// Peak payload over the heap at that moment (`None`: the heap's size is not known).
-    pub fn util(&self) -> Option<f64> {
-        (self.heap_at_peak > 0).then(|| self.peak_payload as f64 / self.heap_at_peak as f64)
-    }
-
-    /// Thousands of calls a second.
-    pub fn kops(&self) -> f64 {
-        self.ops as f64 / self.secs.max(1e-9) / 1000.0
-    }
-}
-
-/// Replays `trace`'s calls on `b`, timing only the calls; `heap` reads the heap's size.
-pub fn replay<B: Backend>(b: &mut B, trace: &Trace, heap: &dyn Fn(&B) -> usize) -> Measure {
-    let mut live: Vec<Option<(*mut u8, usize)>> = Vec::new();
-    let mut m = Measure::default();
-    let mut payload = 0usize;
-    let mut spent = Duration::ZERO;
-    for op in &trace.ops {
-        let slot = match op.slot() {
-            Some(s) => s,
-            None => continue,
-        };
-        if live.len() <= slot {
-            live.resize(slot + 1, None);
-        }
-        let old = live[slot];
-        let req = match *op {
-            Op::Malloc { size, .. } => Request::Malloc { size },
-            Op::Calloc { count, size, .. } => Request::Calloc { count, size },
-            Op::Realloc { size, .. } => Request::Realloc {
-                ptr: old.map_or(std::ptr::null_mut(), |o| o.0),
-                size,
-            },
-            Op::Free { .. } => match old {
-                Some((ptr, _)) => Request::Free { ptr },
-                None => continue,
-            },
-            _ => continue,
-        };
-        let t0 = Instant::now();
-        // SAFETY: every pointer passed is one `b` returned and that is still live (tracked per
-        // slot; a block replaced in its slot is leaked, never passed again).
-        let r = unsafe { b.call(req) };
-        spent += t0.elapsed();
-        m.ops += 1;
-        let freed = matches!(req, Request::Free { .. } | Request::Realloc { .. });
-        match r {
-            Reply::Ptr(p) => {
-                if freed {
-                    payload -= old.map_or(0, |o| o.1);
-                }
-                let size = op.requested();
-                live[slot] = Some((p.as_ptr(), size));
-                payload += size;
-            }
-            Reply::Done | Reply::Freed => {
-                payload -= old.map_or(0, |o| o.1);
-                live[slot] = None;
-            }
-            Reply::Null { .. } => m.out_of_memory |= op.requested() > 0,
-            _ => {}
-        }
-        if payload > m.peak_payload {
-            m.peak_payload = payload;
-            m.heap_at_peak = heap(b);
-        }
-    }
-    m.heap_end = heap(b);
-    m.secs = spent.as_secs_f64();
-    m
-}
-
-/// [`replay`] of `trace` on the object at `so` (its heap size from the lab shim), in a forked
-/// child; `None` if it crashed or hung.
-pub fn measure(so: &str, trace: &Trace, limit: Duration) -> Option<Measure> {
-    let mut b = DylibBackend::open(so).ok()?;
-    in_fork(limit, move || {
-        replay(&mut b, trace, &|b: &DylibBackend| {
-            b.heap_size().unwrap_or(0)
-        })
-    })
-}
-
-/// [`replay`] on libc, in a forked child, for the reference columns.
-pub fn measure_libc(trace: &Trace, limit: Duration) -> Option<Measure> {
-    in_fork(limit, || replay(&mut LibcBackend::new(), trace, &|_| 0))
 }
 
 /// One line of the lab table.

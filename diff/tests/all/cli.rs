@@ -185,7 +185,11 @@ fn gzip_traces_run_from_a_file_and_from_stdin() {
     let gz = format!("{t}.gz");
     let o = run(&["run", &gz]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains(".trace.gz: ok (10 ops)"), "{}", text(&o));
+    assert!(
+        text(&o).contains(".trace.gz: ok (10 ops; peak live "),
+        "{}",
+        text(&o)
+    );
     let o = Command::new(BIN)
         .args(["diff", "-"])
         .stdin(std::fs::File::open(&gz).unwrap())
