@@ -21,6 +21,7 @@ pub mod bytes;
 pub mod corpus;
 pub mod deadly;
 pub mod differ;
+pub mod fuzz_so;
 pub mod isolate;
 pub mod keep_going;
 pub mod lab;

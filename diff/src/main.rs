@@ -28,6 +28,10 @@ usage:
   tagalloc-diff lab    [CHECK] MM.C|DIR [TRACE...]        a malloc-lab allocator: built with our
                                                           memlib, checked under malloc-lab on
                                                           lab-style traces (and TRACEs), timed
+  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first]  random traces
+                                                          for S seconds (default 10); each new
+                                                          failure shrunk and saved under --save
+                                                          (--first: stop after the first)
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
@@ -104,6 +108,8 @@ struct Args {
     contract: Contract,
     hang_limit: Option<std::time::Duration>,
     save: Option<String>,
+    seed: Option<u64>,
+    first: bool,
 }
 
 fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
@@ -121,6 +127,8 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
         contract: Contract::Glibc,
         hang_limit: None,
         save: None,
+        seed: None,
+        first: false,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -149,6 +157,14 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             }
             "-o" => a.out = Some(value("-o")?),
             "--save" => a.save = Some(value("--save")?),
+            "--first" => a.first = true,
+            "--seed" => {
+                let v = value("--seed")?;
+                let n = v
+                    .parse()
+                    .map_err(|_| usage(format!("--seed: not a number: `{v}`")))?;
+                a.seed = Some(n);
+            }
             "--contract" => {
                 let c = value("--contract")?;
                 a.contract = Contract::from_name(&c).ok_or_else(|| {
@@ -520,9 +536,51 @@ fn lab(a: &Args) -> Outcome {
     Ok(ExitCode::from(u8::from(!valid)))
 }
 
+/// `fuzz`: random traces on one backend for `--time` seconds, every new failure shrunk and saved.
+fn fuzz(a: &Args) -> Outcome {
+    if !a.words.is_empty() {
+        return Err(usage("fuzz takes no trace (it makes its own)"));
+    }
+    let judge = judge(a)?;
+    let save = a
+        .save
+        .as_ref()
+        .map_or_else(|| work_dir().join("fuzz"), std::path::PathBuf::from);
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    println!(
+        "fuzzing {} under contract {} for {} s (seed {seed}); minimal traces go to {}",
+        judge.backend,
+        judge.contract,
+        a.time,
+        save.display()
+    );
+    let time = std::time::Duration::from_secs(a.time);
+    let found =
+        tagalloc_diff::fuzz_so::run(&judge, time, seed, a.first, &save, &mut std::io::stdout())
+            .map_err(bad)?;
+    println!(
+        "\n{} traces in {:.1} s ({:.0} a second); {} distinct failures",
+        found.runs,
+        found.secs,
+        found.runs as f64 / found.secs.max(1e-9),
+        found.signatures.len()
+    );
+    for (sig, (path, hits, at)) in &found.signatures {
+        println!(
+            "  {sig}: {hits} traces, first at {at:.1} s: {}",
+            path.display()
+        );
+    }
+    Ok(ExitCode::from(u8::from(!found.signatures.is_empty())))
+}
+
 /// The commands, as `main` dispatches them.
-const COMMANDS: [&str; 8] = [
-    "run", "diff", "shrink", "decode", "encode", "bench", "stress", "lab",
+const COMMANDS: [&str; 9] = [
+    "run", "diff", "shrink", "decode", "encode", "bench", "stress", "lab", "fuzz",
 ];
 
 /// Runs command `cmd` with its arguments.
@@ -542,6 +600,7 @@ fn command(cmd: &str, a: Args) -> Outcome {
         "bench" => bench(&a),
         "stress" => stress(&a),
         "lab" => lab(&a),
+        "fuzz" => fuzz(&a),
         other => Err(usage(format!("unknown command `{other}`"))),
     }
 }

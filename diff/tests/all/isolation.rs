@@ -13,19 +13,20 @@ use crate::cli::{file, run, shared_object, text as output};
 /// A free-list allocator whose `calloc` zeroes only blocks carved near the top, so a reused block
 /// comes back dirty: whether a `calloc` fails depends on everything the allocator did before. HOOK
 /// is a statement run first in `malloc`.
-const REUSING_C: &str = r#"
+pub(crate) const REUSING_C: &str = r#"
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 static char *heap, *top; struct blk { struct blk *next; size_t size; };
 static struct blk *freel;
 static size_t *hdr(void *p) { return (size_t *)p - 2; }
-void *malloc(size_t n) { HOOK; if (n > (1ul<<30)) return NULL; n = (n + 15) & ~15ul; if (!n) n = 16;
+void *malloc(size_t n) { HOOK; if (n > (1ul<<30)) { errno = ENOMEM; return NULL; } n = (n + 15) & ~15ul; if (!n) n = 16;
   for (struct blk **b = &freel; *b; b = &(*b)->next) if ((*b)->size == n) { void *p = *b; *b = (*b)->next; return p; }
   if (!heap) { heap = top = mmap(0, 1ul<<32, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE, -1, 0); }
   top += 16; size_t *h = (size_t *)top - 2; h[0] = n; void *p = top; top += n; return p; }
 void free(void *p) { if (!p) return; struct blk *b = p; b->size = hdr(p)[0]; b->next = freel; freel = b; }
-void *calloc(size_t c, size_t n) { if (n && c > (size_t)-1 / n) return NULL; char *p = malloc(c * n); if (p && p + c*n > top - 64) memset(p, 0, c * n); return p; }
+void *calloc(size_t c, size_t n) { if (n && c > (size_t)-1 / n) { errno = ENOMEM; return NULL; } char *p = malloc(c * n); if (p && p + c*n > top - 64) memset(p, 0, c * n); return p; }
 void *realloc(void *p, size_t n) { if (!p) return malloc(n); size_t o = hdr(p)[0]; if (n <= o) return p; void *q = malloc(n); if (q) { memcpy(q, p, o); free(p); } return q; }
 "#;
 

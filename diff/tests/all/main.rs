@@ -4,6 +4,7 @@
 
 mod broken;
 mod cli;
+mod fuzz_so;
 mod isolation;
 mod lab;
 mod oracles;
