@@ -90,7 +90,7 @@ enum DecodeAs {
 
 /// What the command line asks for besides a command.
 enum Parsed {
-    Args(Args),
+    Args(Box<Args>),
     Help,
 }
 
@@ -201,7 +201,7 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             _ => a.words.push(w.clone()),
         }
     }
-    Ok(Parsed::Args(a))
+    Ok(Parsed::Args(Box::new(a)))
 }
 
 fn read_file(path: &str) -> Result<Vec<u8>, Bad> {
@@ -638,7 +638,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        Parsed::Args(a) => command(cmd, a),
+        Parsed::Args(a) => command(cmd, *a),
     });
     match result {
         Ok(code) => code,
