@@ -1,4 +1,4 @@
-//! `tagalloc-diff lab` on three small lab allocators written for this test (`tests/lab/`): one
+//! `tagalloc-diff lab` on three small lab allocators written for this test (`examples/lab/`): one
 //! correct (CMU 15-213 style, with a heap checker), one that never reuses memory and one that
 //! keeps pointers in 4 bytes (both CS:APP style). Each verdict is checked; the correct one's
 //! table is printed.
@@ -12,7 +12,7 @@ fn lab(name: &str) -> Option<(i32, String)> {
         eprintln!("SKIPPED: gcc not found, so no lab allocator can be built for this test");
         return None;
     }
-    let src = format!("{}/tests/lab/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let src = format!("{}/examples/lab/{name}.c", env!("CARGO_MANIFEST_DIR"));
     let save = dir().join(format!("lab-{name}"));
     let o = run(&["lab", "--save", save.to_str().unwrap(), &src]);
     Some((o.status.code().unwrap_or(-1), text(&o)))
