@@ -47,6 +47,12 @@ pub struct Step {
     pub outcome: Outcome,
     /// Whether the rules allowed this call to fail for want of memory.
     pub may_fail: bool,
+    /// Whether the contract leaves a failure's `errno` unspecified (POSIX's `malloc(0)`, the
+    /// malloc lab): two backends' errnos are then not compared.
+    pub any_errno: bool,
+    /// Whether the contract is glibc's, where an allowed failure other than `ENOMEM` (a refused
+    /// alignment) must still be the same on both sides of a differential.
+    pub strict: bool,
     /// Digest of the bytes read back (calloc's zeros, realloc's preserved prefix).
     pub digest: Option<u64>,
     /// The block the op worked on before it: (op that made it, its size).
@@ -58,6 +64,8 @@ impl Step {
         Step {
             outcome,
             may_fail: false,
+            any_errno: false,
+            strict: true,
             digest: None,
             prior: None,
         }
@@ -292,6 +300,8 @@ impl<B: Backend> Runner<B> {
         }
         Ok(Step {
             may_fail: e.need == Need::Either,
+            any_errno: e.errnos.is_empty(),
+            strict: self.backend.contract() == crate::shadow::rules::Contract::Glibc,
             ..Step::new(Outcome::Failed(errno))
         })
     }
