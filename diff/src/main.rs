@@ -25,9 +25,10 @@ usage:
   tagalloc-diff diff   [--backend B] [--against B2] [CHECK] TRACE... differential (default
                                                           tagalloc vs libc)
   tagalloc-diff shrink [--backend B] [--against B2] [CHECK] TRACE  print the minimal failing trace
-  tagalloc-diff lab    [CHECK] MM.C|DIR [TRACE...]        a malloc-lab allocator: built with our
-                                                          memlib, checked under malloc-lab on
-                                                          lab-style traces (and TRACEs), timed
+  tagalloc-diff lab    [CHECK] [--time S] MM.C|DIR [TRACE...]  a malloc-lab allocator: built with
+                                                          our memlib, checked under malloc-lab
+                                                          on lab-style traces (and TRACEs),
+                                                          timed, then fuzzed for S seconds
   tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first]  random traces
                                                           for S seconds (default 10); each new
                                                           failure shrunk and saved under --save
@@ -533,7 +534,29 @@ fn lab(a: &Args) -> Outcome {
     println!("\nsummary (contract malloc-lab):\n{}", summary.table());
     println!("{table}");
     let valid = table.0.iter().all(|r| r.invalid.is_none());
-    Ok(ExitCode::from(u8::from(!valid)))
+    println!(
+        "fuzzing for {} s under malloc-lab (--time; seed {}):",
+        a.time,
+        a.seed.unwrap_or(1)
+    );
+    let found = tagalloc_diff::fuzz_so::run(
+        &driver::judge(&built, iso),
+        std::time::Duration::from_secs(a.time),
+        a.seed.unwrap_or(1),
+        false,
+        &save,
+        &mut std::io::stdout(),
+    )
+    .map_err(bad)?;
+    println!(
+        "fuzzing: {} traces in {:.1} s, {} distinct failures",
+        found.runs,
+        found.secs,
+        found.signatures.len()
+    );
+    Ok(ExitCode::from(u8::from(
+        !valid || !found.signatures.is_empty(),
+    )))
 }
 
 /// `fuzz`: random traces on one backend for `--time` seconds, every new failure shrunk and saved.

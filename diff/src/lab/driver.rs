@@ -1,5 +1,6 @@
 //! The `lab` command's run: the keep-going check under the `malloc-lab` contract, the 4-byte
-//! pointer retry, the measurements, and the table.
+//! pointer retry, the measurements, and the table (the fuzzing phase after it is
+//! [`crate::fuzz_so`] with [`judge`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -40,6 +41,21 @@ pub fn generated(dir: &Path) -> Result<Vec<Input>, String> {
     Ok(inputs)
 }
 
+/// The judge of a lab allocator: the object as built, the malloc-lab contract, shrinks of at
+/// most 10 s.
+pub fn judge(built: &Built, iso: Isolation) -> Judge {
+    Judge {
+        backend: Spec::Dylib(built.so.clone()),
+        against: None,
+        contract: Contract::MallocLab,
+        iso,
+        budget: Budget {
+            runs: 1000,
+            time: Duration::from_secs(10),
+        },
+    }
+}
+
 /// Checks `built` on `inputs` (reports to `out`, minimal traces under `save`), then measures
 /// each trace on it and on libc.
 pub fn run(
@@ -49,16 +65,7 @@ pub fn run(
     iso: Isolation,
     out: &mut dyn Write,
 ) -> Result<(Summary, Table), String> {
-    let judge = Judge {
-        backend: Spec::Dylib(built.so.clone()),
-        against: None,
-        contract: Contract::MallocLab,
-        iso,
-        budget: Budget {
-            runs: 1000,
-            time: Duration::from_secs(10),
-        },
-    };
+    let judge = judge(built, iso);
     judge.preflight()?;
     let summary = keep_going::run(&judge, inputs, save, false, out)?;
     let low = Judge {
