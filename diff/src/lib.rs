@@ -7,7 +7,10 @@
 //! [`shrink`]; a backend whose state belongs to the process (a shared object) runs each trace in
 //! a forked child ([`isolate`]), so every run starts pristine and a crash is a report too; and
 //! [`targets`] holds the fuzz targets as library functions, so `cargo fuzz` and
-//! `cargo test` run the same code.
+//! `cargo test` run the same code. For anyone's allocator: the rules are a named contract
+//! ([`shadow::rules::Contract`]); [`verdict`] and [`keep_going`] judge whole traces as the
+//! command line does (every failure, grouped by [`signature`]); [`space`] measures space and
+//! speed; [`fuzz_so`] fuzzes a shared object; [`lab`] builds and grades malloc-lab code.
 //!
 //! ```
 //! use tagalloc_diff::{backend::tagalloc::TagallocBackend, runner, text};
