@@ -22,6 +22,7 @@ pub mod corpus;
 pub mod deadly;
 pub mod differ;
 pub mod isolate;
+pub mod mutate;
 pub mod op;
 pub mod report;
 pub mod runner;
