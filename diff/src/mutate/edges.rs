@@ -112,8 +112,8 @@ pub fn size(rng: &mut Rng, trace: &Trace, current: usize) -> usize {
     }
 }
 
-/// A count at most `max`, small ones far more often than large ones.
-fn small_count(rng: &mut Rng, max: usize) -> usize {
+/// A count below `max`, small ones far more often than large ones.
+pub(super) fn small_count(rng: &mut Rng, max: usize) -> usize {
     let bits = rng.below(max.ilog2() as usize + 1);
     rng.below((1 << bits).min(max))
 }

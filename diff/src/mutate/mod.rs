@@ -3,7 +3,7 @@
 //! libFuzzer mutates bytes; most byte changes to an encoded trace shift every op after them, or
 //! land in a size's table index. [`mutate`] instead decodes the input into the trace its target
 //! runs ([`crate::bytes`], or text for `trace_parse`), applies one to five op-level [`Mutation`]s
-//! (insert, delete, duplicate, swap, change an op's kind, move a free, retarget a slot, change a
+//! (insert, delete, duplicate, repeat on fresh slots, swap, change an op's kind, move a free, retarget a slot, change a
 //! size or an alignment towards an allocator's edges ([`edges`]), change the tunables), fixes the
 //! trace up for the target's dialect, and encodes it back exactly: decoding the result gives the
 //! mutated trace. A share of calls ([`FALLBACK_PERCENT`]) goes to libFuzzer's own byte mutations
@@ -56,6 +56,8 @@ pub enum Mutation {
     Delete,
     /// Copy a run of one to four ops, after itself or elsewhere.
     Duplicate,
+    /// Repeat a run of one to four ops 2 to 63 times, each copy on the next slots.
+    Repeat,
     /// Swap two ops, often neighbours.
     Swap,
     /// Change an op's kind, keeping its slot and size.
@@ -74,10 +76,11 @@ pub enum Mutation {
 
 impl Mutation {
     /// Every mutation.
-    pub const ALL: [Mutation; 10] = [
+    pub const ALL: [Mutation; 11] = [
         Mutation::Insert,
         Mutation::Delete,
         Mutation::Duplicate,
+        Mutation::Repeat,
         Mutation::Swap,
         Mutation::ChangeKind,
         Mutation::MoveFree,
@@ -92,7 +95,7 @@ impl Mutation {
         match self {
             Mutation::Size => 4,
             Mutation::Insert => 3,
-            Mutation::Align | Mutation::Tunables => 1,
+            Mutation::Align | Mutation::Tunables | Mutation::Repeat => 1,
             _ => 2,
         }
     }

@@ -219,6 +219,21 @@ pub fn apply(m: Mutation, trace: &mut Trace, dialect: Dialect, rng: &mut Rng) ->
             };
             trace.ops.splice(at..at, copy);
         }
+        Mutation::Repeat if len > 0 => {
+            // Copy `k` renamed: slot `s` becomes `s + k` (modulo the slots), so `malloc 0 24`
+            // repeated allocates blocks 1, 2, 3... and a repeated `free 0` frees them again:
+            // full caches, long free lists, batches through the transfer cache.
+            let (a, b) = run(rng, len);
+            let times = 2 + edges::small_count(rng, 62);
+            let mut copies = Vec::new();
+            for k in 1..=times {
+                copies.extend(trace.ops[a..b].iter().map(|op| match op.slot() {
+                    Some(s) => op.with_slot((s + k) % MAX_SLOTS),
+                    None => *op,
+                }));
+            }
+            trace.ops.splice(b..b, copies);
+        }
         Mutation::Swap if len > 1 => {
             let i = rng.below(len);
             let j = if rng.below(2) == 0 {

@@ -141,7 +141,7 @@ fn each_mutation_does_what_it_says() {
             match m {
                 Mutation::Insert => assert_eq!(n, base.len() + 1),
                 Mutation::Delete => assert!(n < base.len()),
-                Mutation::Duplicate => assert!(n > base.len()),
+                Mutation::Duplicate | Mutation::Repeat => assert!(n > base.len()),
                 Mutation::Swap | Mutation::MoveFree => {
                     assert_eq!(n, base.len());
                     assert_ne!(t, base, "{m:?}");
