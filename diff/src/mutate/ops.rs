@@ -6,6 +6,7 @@
 //! [`super::edges`]; slots are mostly taken from the trace, so a new `free` or `realloc` names a
 //! block that exists. The caller fixes the trace up for its dialect afterwards.
 
+use tagalloc::layout::{block_size, HEADER};
 use tagalloc::Config;
 
 use super::edges;
@@ -294,6 +295,9 @@ pub fn apply(m: Mutation, trace: &mut Trace, dialect: Dialect, rng: &mut Rng) ->
                 return false;
             };
             trace.ops[i] = with_size(trace.ops[i], rng, trace, old);
+            if let Some(size) = fitted(trace, i, rng) {
+                trace.ops[i] = trace.ops[i].with_number(0, size);
+            }
         }
         Mutation::Align => {
             let with: Vec<usize> = (0..len)
@@ -354,6 +358,40 @@ fn with_size(op: Op, rng: &mut Rng, trace: &Trace, old: usize) -> Op {
         },
         op => op,
     }
+}
+
+/// Half the time, for a `realloc` of a block the trace allocated earlier: a size at the edges of
+/// that block (its usable bytes ± 1, a tag past them, half of them), where in-place resizing
+/// decides.
+fn fitted(trace: &Trace, i: usize, rng: &mut Rng) -> Option<usize> {
+    let Op::Realloc { slot, .. } = trace.ops[i] else {
+        return None;
+    };
+    if rng.below(2) == 0 {
+        return None;
+    }
+    let before = trace.ops[..i]
+        .iter()
+        .rev()
+        .find(|op| op.slot() == Some(slot))?;
+    let size = match *before {
+        Op::Malloc { size, .. }
+        | Op::Realloc { size, .. }
+        | Op::PosixMemalign { size, .. }
+        | Op::AlignedAlloc { size, .. }
+        | Op::Memalign { size, .. } => size,
+        Op::Calloc { count, size, .. } => count.checked_mul(size)?,
+        _ => return None,
+    };
+    let usable = block_size(size)? - HEADER;
+    let edge = match rng.below(4) {
+        0 => usable / 2,
+        _ => usable,
+    };
+    Some(
+        edge.saturating_add_signed([-1, 0, 1, 2, 8, 9][rng.below(6)])
+            .max(1),
+    )
 }
 
 fn align_of(op: &Op) -> Option<usize> {

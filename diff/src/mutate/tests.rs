@@ -335,3 +335,19 @@ fn dictionaries_in_fuzz_are_up_to_date() {
          (cp target/dicts/*.dict fuzz/)"
     );
 }
+
+#[test]
+fn reallocs_are_steered_to_their_own_blocks_edges() {
+    // malloc 0 100 takes a 112-byte block, 104 usable: a realloc to 105 just overflows it.
+    let base = Trace::new(vec![
+        Op::Malloc { slot: 0, size: 100 },
+        Op::Realloc { slot: 0, size: 7 },
+    ]);
+    let mut rng = Rng::new(9);
+    let reached = (0..500).any(|_| {
+        let mut t = base.clone();
+        ops::apply(Mutation::Size, &mut t, Dialect::Clean, &mut rng);
+        t.ops[1] == Op::Realloc { slot: 0, size: 105 }
+    });
+    assert!(reached);
+}
