@@ -31,7 +31,7 @@ use crate::text;
 
 /// Percent of [`mutate`] calls handed to libFuzzer's byte mutations, by input kind.
 pub const FALLBACK_PERCENT: FallbackPercent = FallbackPercent {
-    bytes: 20,
+    bytes: 50,
     text: 50,
 };
 
