@@ -7,6 +7,7 @@
 //! block that exists. The caller fixes the trace up for its dialect afterwards.
 
 use tagalloc::layout::{block_size, HEADER};
+use tagalloc::os::PAGE;
 use tagalloc::Config;
 
 use super::edges;
@@ -403,9 +404,27 @@ fn align_of(op: &Op) -> Option<usize> {
     }
 }
 
-/// Sets, changes or clears one tunable.
+/// Sets, changes or clears one tunable; or, a quarter of the time, sets several at once to their
+/// harshest corners (small pads, trimming at once, tiny caches, a page-sized mmap threshold),
+/// where bugs hide that need two of them together.
 fn tunables(trace: &mut Trace, rng: &mut Rng) {
     let t = &mut trace.config;
+    if rng.below(4) == 0 {
+        let pads = [0, 16, PAGE as u32 - 16, PAGE as u32 + 16];
+        for field in 0..5 {
+            if rng.below(2) == 0 {
+                continue;
+            }
+            match field {
+                0 => t.top_pad = Some(pads[rng.below(pads.len())]),
+                1 => t.trim_threshold = Some(pads[rng.below(2)]),
+                2 => t.trim_delay = Some(rng.below(2) as u8),
+                3 => t.cache_limit = Some(1 + rng.below(2) as u8),
+                _ => t.mmap_threshold = Some(PAGE as u32 * (1 + rng.below(2) as u32)),
+            }
+        }
+        return;
+    }
     let clear = rng.below(5) == 0;
     match rng.below(6) {
         0 => t.mmap_threshold = (!clear).then(|| edges::tunable_size(rng)),

@@ -351,3 +351,17 @@ fn reallocs_are_steered_to_their_own_blocks_edges() {
     });
     assert!(reached);
 }
+
+#[test]
+fn tunables_reach_a_small_pad_with_trimming_at_once() {
+    let mut rng = Rng::new(10);
+    let reached = (0..2000).any(|_| {
+        let mut t = Trace::default();
+        ops::apply(Mutation::Tunables, &mut t, Dialect::Clean, &mut rng);
+        let c = t.config;
+        c.top_pad.is_some_and(|p| p < 4096)
+            && c.trim_threshold == Some(0)
+            && c.trim_delay == Some(0)
+    });
+    assert!(reached);
+}
