@@ -28,6 +28,7 @@ pub mod fuzz_so;
 pub mod isolate;
 pub mod keep_going;
 pub mod lab;
+pub mod mutate;
 pub mod op;
 pub mod report;
 pub mod runner;
