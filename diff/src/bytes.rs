@@ -33,8 +33,9 @@ use crate::op::{
 };
 use crate::tunables::{Tunables, CORNERS, SMALL_CORNERS};
 
+/// The kinds of op, as the opcode byte names them (also the custom mutator's op shapes).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Malloc,
     Calloc,
     Realloc,
@@ -274,7 +275,8 @@ impl<'a> Arbitrary<'a> for Trace {
     }
 }
 
-fn kind_of(op: &Op) -> Kind {
+/// The kind of `op`.
+pub(crate) fn kind_of(op: &Op) -> Kind {
     match op {
         Op::Malloc { .. } => Kind::Malloc,
         Op::Calloc { .. } => Kind::Calloc,
@@ -374,67 +376,78 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
     let mut out = Vec::new();
     put_tunables(&mut out, &trace.config);
     for op in &trace.ops {
-        let kind = kind_of(op);
-        let code = OPCODES.iter().position(|&k| k == kind).unwrap_or(0);
-        out.push(code as u8);
-        match *op {
-            Op::Malloc { slot, size } | Op::Realloc { slot, size } => {
-                put_slot(&mut out, slot);
-                put_number(&mut out, SIZES, size);
-            }
-            Op::Calloc { slot, count, size } => {
-                put_slot(&mut out, slot);
-                put_number(&mut out, SIZES, count);
-                put_number(&mut out, SIZES, size);
-            }
-            Op::Free { slot } | Op::UsableSize { slot } => put_slot(&mut out, slot),
-            Op::PosixMemalign { slot, align, size }
-            | Op::AlignedAlloc { slot, align, size }
-            | Op::Memalign { slot, align, size } => {
-                put_slot(&mut out, slot);
-                put_number(&mut out, ALIGNS, align);
-                put_number(&mut out, SIZES, size);
-            }
-            Op::Misuse { call, ptr } => {
-                match call {
-                    BadCall::Free => out.push(0),
-                    BadCall::Realloc { size } => {
-                        out.push(1);
-                        put_number(&mut out, SIZES, size);
-                    }
-                    BadCall::UsableSize => out.push(2),
-                }
-                match ptr {
-                    BadPtr::Freed { slot } => {
-                        out.push(0);
-                        put_slot(&mut out, slot);
-                    }
-                    BadPtr::Interior { slot, offset } => {
-                        out.push(1);
-                        put_slot(&mut out, slot);
-                        put_number(&mut out, SIZES, offset);
-                    }
-                    BadPtr::Foreign(kind) => {
-                        out.push(2);
-                        out.push(Foreign::ALL.iter().position(|&k| k == kind).unwrap_or(0) as u8);
-                    }
-                }
-            }
-            Op::Overwrite { slot, len } => {
-                put_slot(&mut out, slot);
-                out.push((len.saturating_sub(1) % MAX_OVERWRITE) as u8);
-            }
-            Op::WriteFreed { slot, word } => {
-                put_slot(&mut out, slot);
-                out.push((word % FREED_WORDS) as u8);
-            }
-            Op::FailNext { count } => out.push((count.saturating_sub(1) % MAX_FAIL_NEXT) as u8),
-            Op::ForeignSbrk { bytes } => put_number(&mut out, SIZES, bytes),
-            Op::Thread { thread } => out.push(thread as u8),
-            Op::ThreadExit | Op::Fork | Op::Check => {}
-        }
+        put_op(&mut out, op);
     }
     out
+}
+
+/// The bytes of one fixed-up op, as [`encode`] writes it after the tunables.
+pub fn encode_op(op: &Op) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_op(&mut out, op);
+    out
+}
+
+fn put_op(out: &mut Vec<u8>, op: &Op) {
+    let kind = kind_of(op);
+    let code = OPCODES.iter().position(|&k| k == kind).unwrap_or(0);
+    out.push(code as u8);
+    match *op {
+        Op::Malloc { slot, size } | Op::Realloc { slot, size } => {
+            put_slot(out, slot);
+            put_number(out, SIZES, size);
+        }
+        Op::Calloc { slot, count, size } => {
+            put_slot(out, slot);
+            put_number(out, SIZES, count);
+            put_number(out, SIZES, size);
+        }
+        Op::Free { slot } | Op::UsableSize { slot } => put_slot(out, slot),
+        Op::PosixMemalign { slot, align, size }
+        | Op::AlignedAlloc { slot, align, size }
+        | Op::Memalign { slot, align, size } => {
+            put_slot(out, slot);
+            put_number(out, ALIGNS, align);
+            put_number(out, SIZES, size);
+        }
+        Op::Misuse { call, ptr } => {
+            match call {
+                BadCall::Free => out.push(0),
+                BadCall::Realloc { size } => {
+                    out.push(1);
+                    put_number(out, SIZES, size);
+                }
+                BadCall::UsableSize => out.push(2),
+            }
+            match ptr {
+                BadPtr::Freed { slot } => {
+                    out.push(0);
+                    put_slot(out, slot);
+                }
+                BadPtr::Interior { slot, offset } => {
+                    out.push(1);
+                    put_slot(out, slot);
+                    put_number(out, SIZES, offset);
+                }
+                BadPtr::Foreign(kind) => {
+                    out.push(2);
+                    out.push(Foreign::ALL.iter().position(|&k| k == kind).unwrap_or(0) as u8);
+                }
+            }
+        }
+        Op::Overwrite { slot, len } => {
+            put_slot(out, slot);
+            out.push((len.saturating_sub(1) % MAX_OVERWRITE) as u8);
+        }
+        Op::WriteFreed { slot, word } => {
+            put_slot(out, slot);
+            out.push((word % FREED_WORDS) as u8);
+        }
+        Op::FailNext { count } => out.push((count.saturating_sub(1) % MAX_FAIL_NEXT) as u8),
+        Op::ForeignSbrk { bytes } => put_number(out, SIZES, bytes),
+        Op::Thread { thread } => out.push(thread as u8),
+        Op::ThreadExit | Op::Fork | Op::Check => {}
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 #![no_main]
 use tagalloc_diff::targets::{fuzz, Target};
 tagalloc_fuzz::asan_defaults!();
+tagalloc_fuzz::op_mutator!(Target::Diff);
 libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz(Target::Diff, data));

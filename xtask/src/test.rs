@@ -1,10 +1,11 @@
 //! `cargo xtask test`: the one test command of the README and of CI.
 //!
-//! Runs its steps in order and ends with `steps: N passed, M failed, K skipped`. A step whose
-//! tool cannot be had (no nightly with Miri, no npm for the workflow linter) is skipped, saying
-//! why and how to get it; the slow fuzzing steps are skipped unless `TAGALLOC_FUZZ_TESTS=1`. Under
-//! `CI=true` nothing is skipped: a check that cannot run fails, so a green CI means every check
-//! ran. Exit status: 0 when no step failed, 1 when one did, 2 for a usage error.
+//! Runs its steps in order (Miri beside them, in a child of its own, judged last) and ends with
+//! `steps: N passed, M failed, K skipped`. A step whose tool cannot be had (no nightly with Miri,
+//! no npm for the workflow linter) is skipped, saying why and how to get it; the slow fuzzing
+//! steps are skipped unless `TAGALLOC_FUZZ_TESTS=1`. Under `CI=true` nothing is skipped: a check
+//! that cannot run fails, so a green CI means every check ran. Exit status: 0 when no step failed,
+//! 1 when one did, 2 for a usage error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -162,8 +163,6 @@ enum Verdict {
 /// The environment the steps run in.
 struct Env {
     root: PathBuf,
-    /// `CI=true`: a skip is a failure.
-    ci: bool,
     /// `TAGALLOC_FUZZ_TESTS=1` (or CI): the fuzzing steps run.
     fuzz: bool,
     /// Whether cargo-fuzz was found or installed (`None`: not looked for yet).
@@ -203,7 +202,6 @@ pub fn run(args: &[String]) -> ExitCode {
     let ci = in_ci();
     let mut env = Env {
         root: crate::root(),
-        ci,
         fuzz: ci || std::env::var("TAGALLOC_FUZZ_TESTS").as_deref() == Ok("1"),
         cargo_fuzz: None,
     };
@@ -212,11 +210,17 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     let (mut passed, mut failed, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
-    for step in selected {
-        eprintln!("==> {}: {}", step.name, step.what);
-        let t = Instant::now();
-        let verdict = match run_step(step.kind, &mut env) {
-            Verdict::Skipped(why) if env.ci => Verdict::Failed(format!(
+    // Miri interprets on one core for minutes: it runs beside the other steps, in a child of its
+    // own, and is judged after them.
+    let mut beside = None;
+    if selected.iter().any(|s| matches!(s.kind, Kind::Miri)) {
+        let step = STEPS.iter().find(|s| matches!(s.kind, Kind::Miri)).unwrap();
+        eprintln!("==> {}: {} (beside the other steps)", step.name, step.what);
+        beside = Some((step, Instant::now(), start_miri(&env.root)));
+    }
+    let mut report = |step: &Step, verdict: Verdict, t: Instant| {
+        let verdict = match verdict {
+            Verdict::Skipped(why) if ci => Verdict::Failed(format!(
                 "it cannot run, and under CI=true that is a failure: {why}"
             )),
             v => v,
@@ -236,6 +240,19 @@ pub fn run(args: &[String]) -> ExitCode {
                 skipped.push(step.name);
             }
         }
+    };
+    for step in selected {
+        if matches!(step.kind, Kind::Miri) {
+            continue;
+        }
+        eprintln!("==> {}: {}", step.name, step.what);
+        let t = Instant::now();
+        let verdict = run_step(step.kind, &mut env);
+        report(step, verdict, t);
+    }
+    if let Some((step, t, running)) = beside {
+        eprintln!("==> {}: waiting for it", step.name);
+        report(step, finish_miri(running, &env.root), t);
     }
     for (what, list) in [("failed", &failed), ("skipped", &skipped)] {
         if !list.is_empty() {
@@ -264,7 +281,7 @@ fn run_step(kind: Kind, env: &mut Env) -> Verdict {
             status(&mut cmd, &env.root)
         }
         Kind::Actionlint => actionlint(&env.root),
-        Kind::Miri => miri(&env.root),
+        Kind::Miri => finish_miri(start_miri(&env.root), &env.root),
         Kind::FuzzTest(test) => {
             if !env.fuzz {
                 return Verdict::Skipped(format!(
@@ -360,24 +377,63 @@ fn actionlint(root: &Path) -> Verdict {
 /// `with_addr`/`map_addr` would let this be `-Zmiri-strict-provenance`.
 const MIRIFLAGS: &str = "-Zmiri-permissive-provenance";
 
+/// Where Miri's output goes while it runs beside the other steps.
+fn miri_log(root: &Path) -> PathBuf {
+    root.join("target").join("xtask-test").join("miri.log")
+}
+
 /// `cargo +nightly miri test -p tagalloc --test all blocks`: the boundary-tag layout, splitting,
-/// coalescing, trimming and the mmap path, on `Sim` (no system calls), under Miri.
-fn miri(root: &Path) -> Verdict {
+/// coalescing, trimming and the mmap path, on `Sim` (no system calls), under Miri. Started here,
+/// its output into [`miri_log`]; `Err` is the verdict when it cannot start.
+fn start_miri(root: &Path) -> Result<std::process::Child, Verdict> {
     let probe = Command::new("cargo")
         .args(["+nightly", "miri", "--version"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        return Verdict::Skipped(
+        return Err(Verdict::Skipped(
             "Miri is not installed: `rustup toolchain install nightly` and \
              `rustup component add --toolchain nightly miri rust-src`"
                 .into(),
-        );
+        ));
     }
+    let log = miri_log(root);
+    let file = std::fs::create_dir_all(log.parent().unwrap())
+        .and_then(|()| std::fs::File::create(&log))
+        .map_err(|e| Verdict::Failed(format!("cannot write {}: {e}", log.display())))?;
+    let err = file
+        .try_clone()
+        .map_err(|e| Verdict::Failed(format!("cannot write {}: {e}", log.display())))?;
     let mut cmd = Command::new("cargo");
     cmd.args([
         "+nightly", "miri", "test", "-p", "tagalloc", "--test", "all", "blocks",
     ])
-    .env("MIRIFLAGS", MIRIFLAGS);
-    eprintln!("    MIRIFLAGS={MIRIFLAGS}");
-    status(&mut cmd, root)
+    .env("MIRIFLAGS", MIRIFLAGS)
+    .current_dir(root)
+    .stdout(file)
+    .stderr(err);
+    eprintln!(
+        "    $ MIRIFLAGS={MIRIFLAGS} {}  (output in {})",
+        crate::fuzz::command::line(&cmd),
+        log.display()
+    );
+    cmd.spawn()
+        .map_err(|e| Verdict::Failed(format!("could not start cargo miri: {e}")))
+}
+
+/// Waits for Miri, shows its output, and judges it.
+fn finish_miri(running: Result<std::process::Child, Verdict>, root: &Path) -> Verdict {
+    let mut child = match running {
+        Ok(c) => c,
+        Err(v) => return v,
+    };
+    let status = child.wait();
+    let log = miri_log(root);
+    if let Ok(text) = std::fs::read_to_string(&log) {
+        eprint!("{text}");
+    }
+    match status {
+        Ok(s) if s.success() => Verdict::Passed,
+        Ok(s) => Verdict::Failed(format!("cargo miri exited with {s}; see {}", log.display())),
+        Err(e) => Verdict::Failed(format!("could not wait for cargo miri: {e}")),
+    }
 }
