@@ -820,7 +820,7 @@ impl<S: Source> Heap<S> {
     }
 
     /// Frees allocated block `b` for real, coalescing with free neighbours, trimming the top;
-    /// returns the size of the free block it ends in.
+    /// returns the size of the free block it merged into (before any trim).
     ///
     /// # Safety
     /// `b` must be an allocated block of a segment, with tag `t`.
@@ -867,6 +867,7 @@ impl<S: Source> Heap<S> {
             // Leave b's own header marked free, so a second free of it is caught as one.
             set_header(b, t.with(USED, false));
             self.stats.sub_live(size - 8);
+            let merged = total;
             let end = start as usize + total + 8;
             if !self.top.is_null() && end == (*self.top).end && total >= self.config.trim_threshold
             {
@@ -889,7 +890,7 @@ impl<S: Source> Heap<S> {
             set_header(start, mt);
             set_footer(start, mt);
             self.bins.insert(start, total);
-            Ok(total)
+            Ok(merged)
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod blocks;
 mod edges;
+mod fast;
 mod faults;
 mod misuse;
 mod random;
