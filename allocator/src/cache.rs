@@ -195,30 +195,34 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
     f(c)
 }
 
-/// The heap's break range `[lo, hi)`, where cached blocks normally lie (see the module docs).
+/// The heap's break range `[lo, hi)`, where cached blocks normally lie (see the module docs), in
+/// the form the hot path checks with one subtraction, one rotation and one comparison.
 #[derive(Clone, Copy)]
 pub(crate) struct Range {
-    /// The first payload address a block of the range can have (past the first segment's record).
+    /// The first payload address a block of the range can have (past the first segment's record;
+    /// payloads are 16-aligned, so this is too).
     pub(crate) first: usize,
-    /// Bytes from `first` to the range's end (0: no range yet).
-    pub(crate) span: usize,
+    /// The 16-byte slots from `first` to the range's end: a payload `q` of the range is
+    /// `first + 16 * k` with `k < slots` (0: no range yet).
+    pub(crate) slots: usize,
 }
 
 impl Range {
     /// The range for the break range `[lo, hi)` (computed when it is published, not per call).
     pub(crate) const fn of(lo: usize, hi: usize) -> Range {
-        let first = lo.wrapping_add(SEG_HEAD + 8);
+        let first = lo.wrapping_add(SEG_HEAD + 8).wrapping_add(15) & !15;
         Range {
             first,
-            span: hi.saturating_sub(first),
+            slots: hi.saturating_sub(first).div_ceil(16),
         }
     }
 
-    /// Whether payload `q` is 16-aligned and inside the range.
+    /// Whether payload `q` is 16-aligned and inside the range. The rotation moves the low four
+    /// bits of the offset to the top, so a misaligned `q` compares as huge, as does one below
+    /// `first` (the subtraction wraps).
     #[inline(always)]
     fn holds(self, q: *mut u8) -> bool {
-        let a = q as usize;
-        a % 16 == 0 && a.wrapping_sub(self.first) < self.span
+        (q as usize).wrapping_sub(self.first).rotate_right(4) < self.slots
     }
 }
 
@@ -252,58 +256,66 @@ pub(crate) unsafe fn follow(p: *mut u8, range: Range) -> Follow {
 
 /// Whether cached payload `p` of `class` still carries its mark, and a header that is an
 /// allocated block's of its class: its size, or 16 bytes more (a refill takes blocks from the heap,
-/// which does not split off a remainder smaller than a block).
-///
-/// `CHECKED`: whether the header's check bits are verified too. The hot path does not (the hash
-/// costs a multiply on every `malloc`, measured at several per cent): it verifies the size and
-/// flags, which are what popping depends on and what an overwrite changes all but surely; a header
-/// forged with the right size and flags but no valid check is still caught when the block is next
-/// freed, whose lock-free path decodes the header in full. The slow path, which judges and
-/// reports, always verifies the check bits.
+/// which does not split off a remainder smaller than a block). The header's check bits are
+/// verified too: this is the slow path's test, which judges and reports; the hot path
+/// ([`pop_hot`]) makes the same test without the check bits.
 ///
 /// # Safety
 /// `p` must lie inside the heap's memory, 16-aligned, with 24 readable bytes after it and 8 before.
-#[inline(always)]
-pub(crate) unsafe fn intact<const CHECKED: bool>(p: *mut u8, class: usize) -> bool {
+pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
     // SAFETY: readable (contract). The header may be rewritten concurrently by the heap under the
     // lock (its PREV_USED bit), so it is read atomically; either value decodes.
-    let (mark_word, word) = unsafe {
-        (
-            p.add(8).cast::<usize>().read(),
-            AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed),
-        )
-    };
+    let (mark_word, word) = unsafe { (p.add(8).cast::<usize>().read(), header_word(p)) };
     let size = (class + 2) * 16;
-    let tag = if CHECKED {
-        Tag::decode(p as usize - 8, word)
-    } else {
-        Some(Tag::unchecked(word))
-    };
     mark_word == mark(p)
-        && tag.is_some_and(|t| {
+        && Tag::decode(p as usize - 8, word).is_some_and(|t| {
             let t = t.with(PREV_USED, false);
             t == Tag::new(size, USED) || t == Tag::new(size + 16, USED)
         })
 }
 
-/// The hot path of `malloc`: pops a block of `class` from the calling thread's cache and counts
+/// The header word of cached payload `p`, read atomically (the heap may set or clear its
+/// `PREV_USED` bit under the lock while the block is cached).
+///
+/// # Safety
+/// `p - 8` must be readable and 8-aligned.
+#[inline(always)]
+unsafe fn header_word(p: *mut u8) -> u64 {
+    // SAFETY: readable and aligned (contract).
+    unsafe { AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed) }
+}
+
+/// The hot path of `malloc`: pops a block of the class of `size` from the calling thread's cache and counts
 /// the call, or returns null (empty class, a stale cache the slow path must reset first, or a
 /// check that failed, which the slow path judges and reports).
+///
+/// The checks are those of [`follow`] and [`intact`], less two that guard nothing popping relies
+/// on (each costs several per cent of a `malloc`-heavy program): the header's check bits (the
+/// hash is a multiply) and the mark. What is checked is the link, and the header's size and flags,
+/// which are what popping depends on and what an overwrite changes all but surely. A header
+/// forged with the right size and flags but no valid check is still caught when the block is next
+/// freed, whose lock-free path decodes the header in full; a write that changes only the mark (the
+/// double-free test of `free`, cleared here anyway) corrupts nothing, and is still reported by the
+/// slow path ([`ThreadCache::pop`]) and by the heap walker (invariant 10) while the block is
+/// cached. The tests are computed together and taken with one branch.
 #[inline(always)]
-pub(crate) fn pop_hot(class: usize, zeroed: bool, range: Range) -> *mut u8 {
+pub(crate) fn pop_hot(size: usize, zeroed: bool, range: impl FnOnce() -> Range) -> *mut u8 {
     {
-        // SAFETY: as in `with`.
+        // SAFETY: as in `with`. Found first: finding it may call out (`__tls_get_addr`), and
+        // nothing else is live yet that would have to be kept across the call.
         let c = unsafe { &mut *cache() };
+        let class = class_of(size);
+        let range = range();
         let p = c.heads[class];
         if p.is_null() || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return ptr::null_mut();
         }
-        // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
-        let Follow::Yes(next) = (unsafe { follow(p, range) }) else {
-            return ptr::null_mut();
-        };
-        // SAFETY: as above.
-        if !unsafe { intact::<false>(p, class) } {
+        // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs), with
+        // its link and mark in its first two words and its header before it.
+        let (next, word) = unsafe { (link::load(p), header_word(p)) };
+        let ok =
+            (next.is_null() | range.holds(next)) & Tag::is_allocated_of(word, (class + 2) * 16);
+        if !ok {
             return ptr::null_mut();
         }
         c.heads[class] = next;
@@ -365,6 +377,13 @@ pub(crate) fn claim(owner: usize, flush: FlushFn, cap: u32) -> bool {
         return false;
     }
     claim_slow(owner, flush, cap)
+}
+
+/// Whether `owner` is the caching heap already (the hot paths' test: they leave claiming to the
+/// slow path, so that nothing on them calls out).
+#[inline(always)]
+pub(crate) fn claimed(owner: usize) -> bool {
+    OWNER.load(Ordering::Acquire) == owner
 }
 
 #[cold]
@@ -523,7 +542,7 @@ impl ThreadCache {
             return Ok(None);
         }
         // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
-        if !unsafe { intact::<true>(p, class) } {
+        if !unsafe { intact(p, class) } {
             return Err(p);
         }
         let mut ask_heap = ask_heap;

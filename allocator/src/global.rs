@@ -82,7 +82,7 @@ pub struct LockedHeap<S: Source> {
     hi: AtomicUsize,
     /// The same range as the caches check links against ([`cache::Range`]), published with it.
     first: AtomicUsize,
-    span: AtomicUsize,
+    slots: AtomicUsize,
     cached: bool,
     /// [`Config::cache_limit`], for the caches this heap takes.
     cache_limit: u32,
@@ -154,7 +154,7 @@ impl<S: Source + Send> LockedHeap<S> {
             lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
             first: AtomicUsize::new(0),
-            span: AtomicUsize::new(0),
+            slots: AtomicUsize::new(0),
             cached,
             cache_limit: config.cache_limit,
             cache_end: cache::cache_end(config.mmap_threshold),
@@ -176,7 +176,7 @@ impl<S: Source + Send> LockedHeap<S> {
             self.hi.store(hi, Ordering::Relaxed);
             let range = cache::Range::of(lo, hi);
             self.first.store(range.first, Ordering::Relaxed);
-            self.span.store(range.span, Ordering::Relaxed);
+            self.slots.store(range.slots, Ordering::Relaxed);
         }
         drop(held);
         r
@@ -187,7 +187,7 @@ impl<S: Source + Send> LockedHeap<S> {
     fn range(&self) -> cache::Range {
         cache::Range {
             first: self.first.load(Ordering::Relaxed),
-            span: self.span.load(Ordering::Relaxed),
+            slots: self.slots.load(Ordering::Relaxed),
         }
     }
 
@@ -270,14 +270,26 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline(always)]
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size < self.cache_end && self.caching() {
-            if let Some(p) =
-                NonNull::new(cache::pop_hot(cache::class_of(size), false, self.range()))
-            {
+            if let Some(p) = NonNull::new(cache::pop_hot(size, false, || self.range())) {
                 return Ok(p);
             }
             return self.take_small(size, false);
         }
         self.malloc_locked(size)
+    }
+
+    /// `malloc`'s lock-free path alone: a block of at least `size` bytes from the calling
+    /// thread's cache, or null when the request is not one the caches serve or the cache cannot
+    /// serve it now (empty, stale, or a check failed). On null, call [`malloc`](Self::malloc),
+    /// which refills, or judges and reports. For the C and Rust entry points: a hit returns a
+    /// plain pointer, with nothing else on the caller's path.
+    #[inline(always)]
+    pub fn malloc_cached(&self, size: usize) -> *mut u8 {
+        if size < self.cache_end && self.cached && cache::claimed(self as *const Self as usize) {
+            cache::pop_hot(size, false, || self.range())
+        } else {
+            ptr::null_mut()
+        }
     }
 
     #[inline(never)]
@@ -290,7 +302,7 @@ impl<S: Source + Send> LockedHeap<S> {
     pub fn calloc(&self, count: usize, size: usize) -> Result<NonNull<u8>, Error> {
         match count.checked_mul(size) {
             Some(n) if n < self.cache_end && self.caching() => {
-                let p = match NonNull::new(cache::pop_hot(cache::class_of(n), true, self.range())) {
+                let p = match NonNull::new(cache::pop_hot(n, true, || self.range())) {
                     Some(p) => p,
                     None => self.take_small(n, true)?,
                 };
@@ -299,6 +311,27 @@ impl<S: Source + Send> LockedHeap<S> {
                 Ok(p)
             }
             _ => self.calloc_locked(count, size),
+        }
+    }
+
+    /// `calloc`'s lock-free path alone, as [`malloc_cached`](Self::malloc_cached): a zeroed
+    /// block from the calling thread's cache, or null (then call [`calloc`](Self::calloc)).
+    #[inline(always)]
+    pub fn calloc_cached(&self, count: usize, size: usize) -> *mut u8 {
+        match count.checked_mul(size) {
+            Some(n)
+                if n < self.cache_end
+                    && self.cached
+                    && cache::claimed(self as *const Self as usize) =>
+            {
+                let p = cache::pop_hot(n, true, || self.range());
+                if !p.is_null() {
+                    // SAFETY: p has at least n usable bytes.
+                    unsafe { ptr::write_bytes(p, 0, n) };
+                }
+                p
+            }
+            _ => ptr::null_mut(),
         }
     }
 
@@ -499,6 +532,26 @@ impl<S: Source + Send> LockedHeap<S> {
         unsafe { self.free_locked(p) }
     }
 
+    /// `free`'s lock-free path alone: pushes `p` on the calling thread's cache and returns
+    /// `true`, or returns `false` having done nothing (null, not a small block of the break range
+    /// whose tags check, already cached, a full class, a stale cache, or caching not yet set up).
+    /// On `false`, call [`free`](Self::free), which flushes, or judges and reports.
+    ///
+    /// # Safety
+    /// As for [`Heap::free`].
+    #[inline(always)]
+    pub unsafe fn free_cached(&self, p: *mut u8) -> bool {
+        if !self.cached || !cache::claimed(self as *const Self as usize) {
+            return false;
+        }
+        let Some(class) = self.small_class(p) else {
+            return false;
+        };
+        // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the caller
+        // gives it up (contract).
+        unsafe { !cache::is_marked(p) && cache::push_hot(class, p) }
+    }
+
     /// The cache could not take `p` at once: a double free, a full class, or a stale cache.
     ///
     /// # Safety
@@ -681,6 +734,10 @@ fn or_null(r: Result<NonNull<u8>, Error>) -> *mut u8 {
 unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= 16 {
+            let p = self.malloc_cached(layout.size());
+            if !p.is_null() {
+                return p;
+            }
             or_null(self.malloc(layout.size()))
         } else {
             or_null(self.memalign(layout.align(), layout.size()))
@@ -702,6 +759,10 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
         // SAFETY: GlobalAlloc's contract: ptr came from this allocator and is not used again.
+        if unsafe { self.free_cached(ptr) } {
+            return;
+        }
+        // SAFETY: as above (`free_cached` did nothing).
         if let Err(e) = unsafe { self.free(ptr) } {
             die(e)
         }

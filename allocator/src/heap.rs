@@ -64,6 +64,7 @@ use crate::os::PAGE;
 use crate::source::{align_up, Source};
 use crate::stats::Stats;
 use crate::tag::{block_size, Tag, ALIGN, FENCE, MAPPED, MAX_SIZE, MIN_BLOCK, PREV_USED, USED};
+use core::cell::Cell;
 use core::ptr;
 
 /// Tunables, glibc's defaults in [`Config::DEFAULT`].
@@ -189,6 +190,9 @@ pub struct Heap<S: Source> {
     pub(crate) unmapped_next: usize,
     /// Small freed blocks awaiting reuse or consolidation (`crate::fast`).
     pub(crate) fast: FastLists,
+    /// The segment the last link checked outside the break range lay in (`Heap::owns`): links
+    /// mostly lead into the same few segments, so the next check usually looks at it alone.
+    pub(crate) owns_hit: Cell<*mut Segment>,
 }
 
 /// How many freed large chunks the heap remembers.
@@ -243,6 +247,7 @@ impl<S: Source> Heap<S> {
             unmapped: [0; UNMAPPED],
             unmapped_next: 0,
             fast: FastLists::new(),
+            owns_hit: Cell::new(ptr::null_mut()),
         }
     }
 
@@ -397,8 +402,13 @@ impl<S: Source> Heap<S> {
             let mut seen = 0;
             while !b.is_null() && seen < 8 {
                 // Every block met is checked, so an overwritten one is caught by this malloc
-                // whether or not it would have been chosen.
-                let s = self.free_tag(b)?.size();
+                // whether or not it would have been chosen: its tag here, its link below before
+                // it is followed (whose target's tag is this check, next time round).
+                let t = self.free_tag(b)?;
+                let s = t.size();
+                if bin_of(s) != bin {
+                    return Err(corrupt_free(Call::Malloc, b));
+                }
                 if s >= need && s < best_size {
                     best = b;
                     best_size = s;
@@ -408,7 +418,7 @@ impl<S: Source> Heap<S> {
                 }
                 // SAFETY: b is on a free list: its links are readable.
                 let next = unsafe { binning::next(b) };
-                if !self.free_link_ok(next, bin) {
+                if !self.link_in_heap(next) {
                     return Err(corrupt_free(Call::Malloc, b));
                 }
                 b = next;
@@ -1143,6 +1153,7 @@ impl<S: Source> Drop for Heap<S> {
         }
         // SAFETY: the table was mapped from this source.
         unsafe { self.large.release(&mut self.source) };
+        self.owns_hit.set(ptr::null_mut());
         let mut seg = self.segments;
         while !seg.is_null() {
             // SAFETY: seg is a live segment record; a mapped one is unmapped as a whole.

@@ -19,7 +19,7 @@
 
 use crate::binning::bin_of;
 use crate::block::header;
-use crate::heap::{Heap, SEG_HEAD};
+use crate::heap::{Heap, Segment, SEG_HEAD};
 use crate::source::Source;
 use crate::tag::{FENCE, MAPPED, MIN_BLOCK, USED};
 
@@ -66,14 +66,20 @@ impl<S: Source> Heap<S> {
         if a >= lo && e <= hi {
             return true;
         }
+        // SAFETY: segment records live as long as the heap (segments are never given back).
+        let inside = |seg: *mut Segment| unsafe { a >= seg as usize + SEG_HEAD && e <= (*seg).end };
+        let hit = self.owns_hit.get();
+        if !hit.is_null() && inside(hit) {
+            return true;
+        }
         let mut seg = self.segments;
         while !seg.is_null() {
-            // SAFETY: seg is a live segment record.
-            let (start, end, next) = unsafe { (seg as usize, (*seg).end, (*seg).next) };
-            if a >= start + SEG_HEAD && e <= end {
+            if inside(seg) {
+                self.owns_hit.set(seg);
                 return true;
             }
-            seg = next;
+            // SAFETY: seg is a live segment record.
+            seg = unsafe { (*seg).next };
         }
         false
     }

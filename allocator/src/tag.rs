@@ -90,11 +90,13 @@ impl Tag {
         self.bits | (check(addr, self.bits) << 48)
     }
 
-    /// The size and flags of `word`, its check bits not looked at (for the cache's hot path, which
-    /// needs only those; see `cache::intact`).
-    #[inline]
-    pub const fn unchecked(word: u64) -> Tag {
-        Tag { bits: word & LOW }
+    /// Whether `word`, its check bits not looked at, is the tag of an allocated block (not mapped,
+    /// not a fencepost) of `size` or `size + 16` bytes, whatever its `PREV_USED` bit: the cache's
+    /// hot-path test of a cached block's header (see `cache::intact`), in three operations.
+    #[inline(always)]
+    pub const fn is_allocated_of(word: u64, size: usize) -> bool {
+        let bits = word & LOW & !PREV_USED;
+        bits.wrapping_sub(size as u64 | USED) & !16 == 0
     }
 
     /// The tag stored as `word` at `addr`, or `None` if the word's check does not match.

@@ -7,7 +7,10 @@
 //! [`shrink`]; a backend whose state belongs to the process (a shared object) runs each trace in
 //! a forked child ([`isolate`]), so every run starts pristine and a crash is a report too; and
 //! [`targets`] holds the fuzz targets as library functions, so `cargo fuzz` and
-//! `cargo test` run the same code.
+//! `cargo test` run the same code. For anyone's allocator: the rules are a named contract
+//! ([`shadow::rules::Contract`]); [`verdict`] and [`keep_going`] judge whole traces as the
+//! command line does (every failure, grouped by [`signature`]); [`space`] measures space and
+//! speed; [`fuzz_so`] fuzzes a shared object; [`lab`] builds and grades malloc-lab code.
 //!
 //! ```
 //! use tagalloc_diff::{backend::tagalloc::TagallocBackend, runner, text};
@@ -21,17 +24,23 @@ pub mod bytes;
 pub mod corpus;
 pub mod deadly;
 pub mod differ;
+pub mod fuzz_so;
 pub mod isolate;
+pub mod keep_going;
+pub mod lab;
 pub mod op;
 pub mod report;
 pub mod runner;
 pub mod shadow;
 pub mod shrink;
+pub mod signature;
+pub mod space;
 pub mod stress;
 pub mod targets;
 pub mod text;
 pub mod trace_file;
 pub mod tunables;
+pub mod verdict;
 
 pub use op::{Dialect, Op, Trace};
 pub use report::{Failure, Report};

@@ -9,23 +9,44 @@ use std::time::Instant;
 
 use tagalloc_diff::backend::libc::LibcBackend;
 use tagalloc_diff::backend::tagalloc::TagallocBackend;
-use tagalloc_diff::backend::{Backend, Spec};
+use tagalloc_diff::backend::Spec;
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
-use tagalloc_diff::shrink::{self, Budget};
+use tagalloc_diff::shadow::rules::Contract;
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, isolate, runner, text, trace_file, Report};
+use tagalloc_diff::{bytes, differ, runner, text, trace_file, Report};
+
+#[path = "cli/check.rs"]
+mod check;
+use check::{fuzz, lab, run, shrink_cmd};
 
 const USAGE: &str = "\
 usage:
-  tagalloc-diff run    [--backend B] TRACE...             check traces on one backend
-  tagalloc-diff diff   [--backend B] [--against B2] TRACE... differential (default tagalloc vs libc)
-  tagalloc-diff shrink [--backend B] [--against B2] TRACE   print the minimal failing trace
+  tagalloc-diff run    [--backend B] [CHECK] TRACE...     check traces on one backend
+  tagalloc-diff diff   [--backend B] [--against B2] [CHECK] TRACE... differential (default
+                                                          tagalloc vs libc)
+  tagalloc-diff shrink [--backend B] [--against B2] [CHECK] TRACE  print the minimal failing trace
+  tagalloc-diff lab    [CHECK] [--time S] MM.C|DIR [TRACE...]  a malloc-lab allocator: built with
+                                                          our memlib, checked under malloc-lab
+                                                          on lab-style traces (and TRACEs),
+                                                          timed, then fuzzed for S seconds
+  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first]  random traces
+                                                          for S seconds (default 10); each new
+                                                          failure shrunk and saved under --save
+                                                          (--first: stop after the first)
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
   tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
 B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
-exporting malloc, free, calloc, realloc.
+exporting malloc, free, realloc (calloc and the aligned calls if it has them).
+CHECK options:
+  --contract C      the rules: glibc (default), posix (what POSIX and C17 require), malloc-lab
+  --hang-limit S    seconds an op may take before it is a hang (default 2; plus 16 a GiB asked)
+  --save DIR        where run, diff and lab save minimal traces (default: target/tagalloc-diff/
+                    minimal where ./target is, else in the temporary directory)
+run and diff run every trace to its end, report every failure at its FILE:LINE, shrink one trace
+per signature (failure kind x op kind x size class) and end with a summary table.
+A trace the backend cannot run (misuse or faults ops off tagalloc) is skipped, saying why.
 T is ops, diff, misuse, faults, trace_parse, locked, threads, or all (keep every op): the target
 whose input FILE is, as it decodes it. Without --target, decode takes it from the directory FILE
 is in (fuzz/artifacts/T/..., corpus/T/...) and refuses to guess otherwise.
@@ -70,7 +91,7 @@ enum DecodeAs {
 
 /// What the command line asks for besides a command.
 enum Parsed {
-    Args(Args),
+    Args(Box<Args>),
     Help,
 }
 
@@ -85,6 +106,11 @@ struct Args {
     threads: usize,
     time: u64,
     config: Option<String>,
+    contract: Contract,
+    hang_limit: Option<std::time::Duration>,
+    save: Option<String>,
+    seed: Option<u64>,
+    first: bool,
 }
 
 fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
@@ -99,6 +125,11 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
         threads: 4,
         time: 10,
         config: None,
+        contract: Contract::Glibc,
+        hang_limit: None,
+        save: None,
+        seed: None,
+        first: false,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -126,6 +157,32 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
                 });
             }
             "-o" => a.out = Some(value("-o")?),
+            "--save" => a.save = Some(value("--save")?),
+            "--first" => a.first = true,
+            "--seed" => {
+                let v = value("--seed")?;
+                let n = v
+                    .parse()
+                    .map_err(|_| usage(format!("--seed: not a number: `{v}`")))?;
+                a.seed = Some(n);
+            }
+            "--contract" => {
+                let c = value("--contract")?;
+                a.contract = Contract::from_name(&c).ok_or_else(|| {
+                    usage(format!("unknown contract `{c}` (glibc, posix, malloc-lab)"))
+                })?;
+            }
+            "--hang-limit" => {
+                let v = value("--hang-limit")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e6)
+                    .ok_or_else(|| {
+                        usage(format!("--hang-limit: not a number of seconds: `{v}`"))
+                    })?;
+                a.hang_limit = Some(std::time::Duration::from_secs_f64(secs));
+            }
             "--config" => a.config = Some(value("--config")?),
             "--ops" | "--runs" | "--threads" | "--time" => {
                 let v = value(w)?;
@@ -145,7 +202,7 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             _ => a.words.push(w.clone()),
         }
     }
-    Ok(Parsed::Args(a))
+    Ok(Parsed::Args(Box::new(a)))
 }
 
 fn read_file(path: &str) -> Result<Vec<u8>, Bad> {
@@ -170,90 +227,6 @@ fn read_trace(path: &str) -> Result<Trace, Bad> {
 fn target_of(path: &str) -> Option<Target> {
     let dir = std::path::Path::new(path).parent()?.file_name()?;
     Target::from_name(dir.to_str()?)
-}
-
-fn open(spec: &Spec, path: &str, trace: &Trace) -> Result<Box<dyn Backend>, Bad> {
-    let b = spec.open(trace).map_err(bad)?;
-    let caps = b.caps();
-    let needs = |d: Dialect| trace.ops.iter().find(|op| op.dialect() == d);
-    if let (Some(op), false) = (needs(Dialect::Misuse), caps.misuse) {
-        return Err(bad(format!(
-            "{path}: `{op}` is misuse, which only the tagalloc backend reports ({spec} cannot)"
-        )));
-    }
-    if let (Some(op), false) = (needs(Dialect::Faults), caps.faults) {
-        return Err(bad(format!(
-            "{path}: `{op}` needs a simulated memory source (tagalloc), not {spec}"
-        )));
-    }
-    Ok(b)
-}
-
-/// Runs one trace (single backend, or differential with `against`), without shrinking.
-fn check(a: &Args, path: &str, trace: &Trace) -> Result<Result<(), Report>, Bad> {
-    let left = open(&a.backend, path, trace)?;
-    // In a forked child (a shared object's runs are anyway): a crash of the allocator is a report.
-    let iso = isolate::Isolation::default();
-    Ok(match &a.against {
-        None => isolate::run(left, trace, iso),
-        Some(spec) => {
-            if trace.dialect() != Dialect::Clean {
-                return Err(bad(format!(
-                    "{path}: the differential runs clean traces only (no misuse or fault ops)"
-                )));
-            }
-            isolate::diff(left, open(spec, path, trace)?, trace, iso)
-        }
-    })
-}
-
-fn shrunk(a: &Args, path: &str, trace: &Trace, first: Report) -> Report {
-    let mut test = |t: &Trace| check(a, path, t).unwrap_or(Ok(()));
-    shrink::shrink(trace, Budget::default(), &mut test).unwrap_or(first)
-}
-
-fn run(a: &Args) -> Outcome {
-    if a.words.is_empty() {
-        return Err(usage("no trace given"));
-    }
-    let mut fired = false;
-    for path in &a.words {
-        let trace = read_trace(path)?;
-        match check(a, path, &trace)? {
-            Ok(()) => println!("{path}: ok ({} ops)", trace.len()),
-            Err(first) => {
-                fired = true;
-                println!("{path}: FAILED\n{}", shrunk(a, path, &trace, first));
-            }
-        }
-    }
-    Ok(ExitCode::from(u8::from(fired)))
-}
-
-fn shrink_cmd(a: &Args) -> Outcome {
-    let [path] = a.words.as_slice() else {
-        return Err(usage("shrink takes one trace"));
-    };
-    let trace = read_trace(path)?;
-    match check(a, path, &trace)? {
-        Ok(()) => {
-            eprintln!("{path}: the trace does not fail; nothing to shrink");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(first) => {
-            let r = shrunk(a, path, &trace, first);
-            eprintln!(
-                "{path}: {} at op {} [{}]; {} ops shrunk to {}",
-                r.failure,
-                r.index,
-                r.failure.kind(),
-                trace.len(),
-                r.trace.len()
-            );
-            println!("# {} [{}]\n{}", r.failure, r.failure.kind(), r.trace);
-            Ok(ExitCode::from(1))
-        }
-    }
 }
 
 fn decode(a: &Args) -> Outcome {
@@ -408,8 +381,8 @@ fn stress(a: &Args) -> Result<ExitCode, Bad> {
 }
 
 /// The commands, as `main` dispatches them.
-const COMMANDS: [&str; 7] = [
-    "run", "diff", "shrink", "decode", "encode", "bench", "stress",
+const COMMANDS: [&str; 9] = [
+    "run", "diff", "shrink", "decode", "encode", "bench", "stress", "lab", "fuzz",
 ];
 
 /// Runs command `cmd` with its arguments.
@@ -428,6 +401,8 @@ fn command(cmd: &str, a: Args) -> Outcome {
         "encode" => encode(&a),
         "bench" => bench(&a),
         "stress" => stress(&a),
+        "lab" => lab(&a),
+        "fuzz" => fuzz(&a),
         other => Err(usage(format!("unknown command `{other}`"))),
     }
 }
@@ -465,7 +440,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        Parsed::Args(a) => command(cmd, a),
+        Parsed::Args(a) => command(cmd, *a),
     });
     match result {
         Ok(code) => code,

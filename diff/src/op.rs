@@ -299,6 +299,26 @@ impl Op {
         }
     }
 
+    /// Bytes the op asks the allocator for (a `calloc`'s product, saturated; 0 for ops that
+    /// allocate nothing).
+    pub fn requested(&self) -> usize {
+        match *self {
+            Op::Calloc { count, size, .. } => count.saturating_mul(size),
+            Op::Malloc { size, .. }
+            | Op::Realloc { size, .. }
+            | Op::PosixMemalign { size, .. }
+            | Op::AlignedAlloc { size, .. }
+            | Op::Memalign { size, .. } => size,
+            _ => 0,
+        }
+    }
+
+    /// The op's name, as a trace writes it (`malloc`, `free`, `misuse`...).
+    pub fn name(&self) -> String {
+        let text = self.to_string();
+        text.split_whitespace().next().unwrap_or("").to_string()
+    }
+
     /// The slot the op names, if any.
     pub fn slot(&self) -> Option<usize> {
         match *self {

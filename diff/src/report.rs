@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::backend::MisuseKind;
 use crate::op::{Op, Trace};
+use crate::shadow::rules::Contract;
 use crate::text::Number;
 
 /// A block as a report names it.
@@ -45,6 +46,8 @@ pub enum Failure {
         block: BlockRef,
         /// Alignment required.
         align: usize,
+        /// The contract's rule that was broken, in words.
+        rule: String,
     },
     /// A live block's content changed while the program was not writing to it.
     ContentChanged {
@@ -97,6 +100,8 @@ pub enum Failure {
         call: String,
         /// `errno` it set.
         errno: i32,
+        /// The contract's rule that was broken, in words.
+        rule: String,
     },
     /// A block where the request must fail.
     SuccessWhereFailureRequired {
@@ -104,6 +109,8 @@ pub enum Failure {
         call: String,
         /// Address returned.
         addr: usize,
+        /// The contract's rule that was broken, in words.
+        rule: String,
     },
     /// A failure with an `errno` the call may not set.
     WrongErrno {
@@ -113,6 +120,8 @@ pub enum Failure {
         errno: i32,
         /// Those allowed.
         allowed: Vec<i32>,
+        /// The contract's rule that was broken, in words.
+        rule: String,
     },
     /// A reply the call cannot give (a misuse report for a valid call, say).
     UnexpectedReply {
@@ -248,6 +257,39 @@ impl Failure {
         }
     }
 
+    /// The rule of the contract the failure broke, in words: the one the shadow applied for the
+    /// rules that depend on the contract, else the invariant every contract shares.
+    pub fn rule(&self) -> &str {
+        match self {
+            Failure::Misaligned { rule, .. }
+            | Failure::NullWhereSuccessRequired { rule, .. }
+            | Failure::SuccessWhereFailureRequired { rule, .. }
+            | Failure::WrongErrno { rule, .. } => rule,
+            Failure::Overlap { .. } => "a block returned overlaps no live block",
+            Failure::ContentChanged { .. } => "a live block keeps its contents until freed",
+            Failure::CallocNotZero { .. } => "calloc returns zeroed memory",
+            Failure::ReallocLostPrefix { .. } => {
+                "realloc keeps the contents up to the smaller of the old and new sizes"
+            }
+            Failure::UsableTooSmall { .. } => "malloc_usable_size covers the request",
+            Failure::UsableOfNull { .. } => "malloc_usable_size(NULL) is 0",
+            Failure::UnexpectedReply { .. } => "a call answers as its C signature allows",
+            Failure::HeapCheck { .. } => "the allocator's own heap check passes",
+            Failure::CachedWhileLive { .. } => "no live block sits in the allocator's cache",
+            Failure::ForkChild { .. } => "after fork the child's heap and blocks are intact",
+            Failure::MisuseMissed { .. } => "misuse is detected and reported",
+            Failure::Panic { .. } => "the allocator does not panic",
+            Failure::Divergence { .. } => {
+                "two allocators agree where the contract leaves them no choice"
+            }
+            Failure::TextRoundTrip { .. } => "a trace prints back to text that parses to itself",
+            Failure::Crashed {
+                death: Death::Hang(_),
+            } => "every call returns",
+            Failure::Crashed { .. } => "no call crashes the process",
+        }
+    }
+
     /// The blocks the failure names.
     pub fn blocks(&self) -> Vec<BlockRef> {
         match self {
@@ -281,7 +323,7 @@ impl fmt::Display for Failure {
                     "returned block overlaps a live block: new {new}; live {old}"
                 )
             }
-            Failure::Misaligned { block, align } => {
+            Failure::Misaligned { block, align, .. } => {
                 write!(f, "block not aligned to {align}: {block}")
             }
             Failure::ContentChanged {
@@ -319,18 +361,19 @@ impl fmt::Display for Failure {
             Failure::UsableOfNull { usable } => {
                 write!(f, "malloc_usable_size(NULL) is {usable}, expected 0")
             }
-            Failure::NullWhereSuccessRequired { call, errno } => write!(
+            Failure::NullWhereSuccessRequired { call, errno, .. } => write!(
                 f,
                 "{call} returned NULL (errno {}) where success is required",
                 errno_name(*errno)
             ),
-            Failure::SuccessWhereFailureRequired { call, addr } => {
+            Failure::SuccessWhereFailureRequired { call, addr, .. } => {
                 write!(f, "{call} returned {addr:#x} where failure is required")
             }
             Failure::WrongErrno {
                 call,
                 errno,
                 allowed,
+                ..
             } => {
                 let allowed: Vec<String> = allowed.iter().map(|&e| errno_name(e)).collect();
                 write!(
@@ -377,6 +420,8 @@ pub struct Report {
     pub trace: Trace,
     /// Length of the original trace, when `trace` is a shrunk version of it.
     pub shrunk_from: Option<usize>,
+    /// The contract the backend was held to.
+    pub contract: Contract,
 }
 
 impl Report {
@@ -393,6 +438,7 @@ impl Report {
             failure: Box::new(failure),
             trace: trace.clone(),
             shrunk_from: None,
+            contract: Contract::Glibc,
         }
     }
 }
@@ -404,6 +450,21 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report's trace as a regression file: comment lines saying what it reproduces (the
+    /// failure, the contract and its rule), then the trace.
+    pub fn regression(&self) -> String {
+        format!(
+            "# {} [{}]\n# contract {}, rule: {}\n{}",
+            self.failure,
+            self.failure.kind(),
+            self.contract,
+            self.failure.rule(),
+            self.trace
+        )
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "oracle fired on {} at ", self.backend)?;
@@ -412,6 +473,12 @@ impl fmt::Display for Report {
             None => writeln!(f, "the end of the trace (final check and cleanup)")?,
         }
         writeln!(f, "  {} [{}]", self.failure, self.failure.kind())?;
+        writeln!(
+            f,
+            "  broke contract {}, rule: {}",
+            self.contract,
+            self.failure.rule()
+        )?;
         let blocks = self.failure.blocks();
         if !blocks.is_empty() {
             writeln!(f, "blocks involved:")?;

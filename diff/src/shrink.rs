@@ -1,7 +1,8 @@
 //! The shrinker: from a failing trace to a minimal one that fails the same way.
 //!
-//! "The same way" is the same oracle ([`Failure::kind`](crate::report::Failure::kind)), so the
-//! shrinker does not slide from one bug to another. Passes, repeated until none helps or the
+//! "The same way" is the same oracle ([`Failure::kind`](crate::report::Failure::kind)), or with
+//! [`shrink_by`] the same key (a [`Signature`](crate::signature::Signature)), so the shrinker does
+//! not slide from one bug to another. Passes, repeated until none helps or the
 //! budget runs out: cut everything after the failing op; drop chunks of ops (halving the chunk
 //! size, as delta debugging does); drop every op naming one slot; make numbers smaller (sizes,
 //! counts, alignments, towards 0 and round values); renumber slots from 0 in order of first use;
@@ -35,9 +36,10 @@ impl Default for Budget {
     }
 }
 
-struct Shrinker<'a> {
+struct Shrinker<'a, K: PartialEq> {
     test: &'a mut dyn FnMut(&Trace) -> Result<(), Report>,
-    kind: &'static str,
+    key: &'a dyn Fn(&Report) -> K,
+    kind: K,
     best: Trace,
     report: Report,
     runs: usize,
@@ -45,7 +47,7 @@ struct Shrinker<'a> {
     start: Instant,
 }
 
-impl Shrinker<'_> {
+impl<K: PartialEq> Shrinker<'_, K> {
     fn exhausted(&self) -> bool {
         self.runs >= self.budget.runs || self.start.elapsed() >= self.budget.time
     }
@@ -57,7 +59,7 @@ impl Shrinker<'_> {
         }
         self.runs += 1;
         match (self.test)(&candidate) {
-            Err(r) if r.failure.kind() == self.kind => {
+            Err(r) if (self.key)(&r) == self.kind => {
                 self.best = candidate;
                 self.report = r;
                 true
@@ -211,9 +213,21 @@ pub fn shrink(
     budget: Budget,
     test: &mut dyn FnMut(&Trace) -> Result<(), Report>,
 ) -> Option<Report> {
+    shrink_by(trace, budget, test, &|r: &Report| r.failure.kind())
+}
+
+/// [`shrink`], keeping only candidates whose report has the same `key` as the first (the
+/// keep-going runs use the failure's [`Signature`](crate::signature::Signature)).
+pub fn shrink_by<K: PartialEq>(
+    trace: &Trace,
+    budget: Budget,
+    test: &mut dyn FnMut(&Trace) -> Result<(), Report>,
+    key: &dyn Fn(&Report) -> K,
+) -> Option<Report> {
     let report = test(trace).err()?;
     let mut s = Shrinker {
-        kind: report.failure.kind(),
+        kind: key(&report),
+        key,
         test,
         best: trace.clone(),
         report,

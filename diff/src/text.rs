@@ -78,6 +78,24 @@ pub fn parse_bytes(data: &[u8]) -> Result<Trace, ParseError> {
 
 /// Parses a text trace.
 pub fn parse(text: &str) -> Result<Trace, ParseError> {
+    parse_located(text).map(|(trace, _)| trace)
+}
+
+/// Which line of its file each op of a trace came from (1-based), for reports that point at the
+/// user's file rather than at an op number.
+pub type Lines = Vec<usize>;
+
+/// [`parse`], also giving the line of every op.
+///
+/// The malloc-lab aliases get the lab's meaning: `f -1` is `free(NULL)` (a free of a slot no op
+/// of the trace uses), and `f ID` of an id already freed is the trace's own error (a double free,
+/// which no allocator need survive), not a quiet `free(NULL)`.
+pub fn parse_located(text: &str) -> Result<(Trace, Lines), ParseError> {
+    let mut lines = Vec::new();
+    // Slots an `f -1` named, to become one slot the trace never uses.
+    let mut null_frees = Vec::new();
+    // Per slot: the line that last freed it, while it stays freed.
+    let mut freed_at: std::collections::HashMap<usize, usize> = Default::default();
     let mut ops = Vec::new();
     let mut config = None;
     let mut header_lines = 0;
@@ -107,16 +125,56 @@ pub fn parse(text: &str) -> Result<Trace, ParseError> {
             config = Some(parse_config(&words[1..]).map_err(error)?);
             continue;
         }
+        if words == ["f", "-1"] {
+            null_frees.push(ops.len());
+            lines.push(line);
+            ops.push(Op::Free { slot: 0 });
+            continue;
+        }
         let op = parse_op(&words).map_err(error)?;
+        match op {
+            Op::Free { slot } if words[0] == "f" => {
+                if let Some(first) = freed_at.get(&slot) {
+                    return Err(error(format!(
+                        "`f {slot}` frees id {slot} again (freed on line {first}): the trace \
+                         itself double-frees; to test that an allocator detects a double free, \
+                         write `misuse free freed {slot}` in place of the first free"
+                    )));
+                }
+                freed_at.insert(slot, line);
+            }
+            Op::Free { slot } | Op::Realloc { slot, size: 0 } => {
+                freed_at.insert(slot, line);
+            }
+            op => {
+                if let Some(slot) = op.slot() {
+                    freed_at.remove(&slot);
+                }
+            }
+        }
         if ops.len() >= crate::op::MAX_OPS {
             return Err(ParseError {
                 line,
                 message: format!("more than {} ops", crate::op::MAX_OPS),
             });
         }
+        lines.push(line);
         ops.push(op);
     }
-    Ok(Trace::new(ops).with_config(config.unwrap_or_default()))
+    if !null_frees.is_empty() {
+        let used: std::collections::BTreeSet<usize> = ops
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !null_frees.contains(i))
+            .filter_map(|(_, op)| op.slot())
+            .collect();
+        let unused = (0..).find(|s| !used.contains(s)).unwrap_or(0);
+        for &i in &null_frees {
+            ops[i] = Op::Free { slot: unused };
+        }
+    }
+    let trace = Trace::new(ops).with_config(config.unwrap_or_default());
+    Ok((trace, lines))
 }
 
 /// The `NAME=VALUE` words of a `config` line.
@@ -509,6 +567,19 @@ mod tests {
             parse("free zero\n").unwrap_err().message,
             "bad a slot `zero`"
         );
+    }
+
+    #[test]
+    fn lab_traces_free_null_and_refuse_their_own_double_frees() {
+        let (t, lines) = parse_located("20000\n2\n3\n1\na 0 8\nf -1\n\nf 0\n").unwrap();
+        assert_eq!(t.ops[1], Op::Free { slot: 1 });
+        assert_eq!(lines, vec![5, 6, 8]);
+        let e = parse("a 0 8\nf 0\na 1 8\nf 0\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("freed on line 2"), "{e}");
+        // Reallocated in between, it is no double free; nor is `free` (our own: free(NULL)).
+        parse("a 0 8\nf 0\nr 0 16\nf 0\n").unwrap();
+        parse("a 0 8\nfree 0\nfree 0\n").unwrap();
     }
 
     #[test]

@@ -113,6 +113,19 @@ fn fail(e: Error) -> *mut c_void {
 /// C `malloc`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    if !trace::on() {
+        let p = HEAP.malloc_cached(size);
+        if !p.is_null() {
+            return p.cast();
+        }
+    }
+    malloc_slow(size)
+}
+
+/// `malloc` past a cache hit: the locked heap, a refill, a report, or the trace.
+#[cold]
+#[inline(never)]
+fn malloc_slow(size: usize) -> *mut c_void {
     if trace::on() {
         return traced("malloc", &[size], || HEAP.malloc(size));
     }
@@ -137,6 +150,19 @@ fn traced(
 /// C `calloc`.
 #[no_mangle]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    if !trace::on() {
+        let p = HEAP.calloc_cached(count, size);
+        if !p.is_null() {
+            return p.cast();
+        }
+    }
+    calloc_slow(count, size)
+}
+
+/// `calloc` past a cache hit: the locked heap, a refill, a report, or the trace.
+#[cold]
+#[inline(never)]
+fn calloc_slow(count: usize, size: usize) -> *mut c_void {
     if trace::on() {
         return traced("calloc", &[count, size], || HEAP.calloc(count, size));
     }
@@ -149,12 +175,27 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
+    // SAFETY: C's contract for free: p came from this allocator and is not used again; anything
+    // else is detected and reported (by `free_slow`, which `free_cached` leaves it to).
+    if !trace::on() && unsafe { HEAP.free_cached(p.cast()) } {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_slow(p) }
+}
+
+/// `free` past the thread cache: the locked heap, a flush, a report, or the trace.
+///
+/// # Safety
+/// As for `free`.
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut c_void) {
     if trace::on() {
         // SAFETY: forwarded contract.
         return unsafe { traced_free(p) };
     }
-    // SAFETY: C's contract for free: p came from this allocator and is not used again; anything
-    // else is detected and reported. `LockedHeap::free` keeps errno.
+    // SAFETY: forwarded contract. `LockedHeap::free` keeps errno.
     if let Err(e) = unsafe { HEAP.free(p.cast()) } {
         die(e)
     }

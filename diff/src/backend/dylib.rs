@@ -1,4 +1,4 @@
-//! Any shared object that exports `malloc`, `free`, `calloc` and `realloc` (and optionally
+//! Any shared object that exports `malloc`, `free` and `realloc` (and optionally `calloc`,
 //! `posix_memalign`, `aligned_alloc`, `memalign`, `malloc_usable_size`), loaded with `dlopen`
 //! beside the process's own allocator, never in its place.
 //!
@@ -14,6 +14,11 @@
 //! ([`Caps::global_state`]), and every run on it goes to a forked child ([`crate::isolate`]) that
 //! starts from the state the object had right after loading. This process only loads the object
 //! and looks its functions up; it never calls them.
+//!
+//! An object built with initial-exec thread-local storage (Debian's jemalloc) needs room in the
+//! static TLS block, which glibc sizes at start-up: `dlopen` then fails with "cannot allocate
+//! memory in static TLS block". Only a new process can have more, so [`reexec_for_static_tls`]
+//! re-executes the tool with `GLIBC_TUNABLES=glibc.rtld.optional_static_tls=...` added, once.
 //!
 //! Unlike the libc backend, every request reaches the object as it is, hostile sizes included: the
 //! object is what is under test, and answering for it would hide exactly the bugs we look for.
@@ -33,6 +38,8 @@ type ReallocFn = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
 type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> i32;
 type AlignFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 type UsableFn = unsafe extern "C" fn(*mut c_void) -> usize;
+type CheckFn = unsafe extern "C" fn() -> i32;
+type HeapSizeFn = unsafe extern "C" fn() -> usize;
 
 /// Handles of the objects opened so far, by path (as an address, to be `Send`).
 static OPENED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
@@ -43,12 +50,16 @@ pub struct DylibBackend {
     path: String,
     malloc: MallocFn,
     free: FreeFn,
-    calloc: CallocFn,
+    calloc: Option<CallocFn>,
     realloc: ReallocFn,
     posix_memalign: Option<PosixMemalignFn>,
     aligned_alloc: Option<AlignFn>,
     memalign: Option<AlignFn>,
     usable_size: Option<UsableFn>,
+    /// `tagalloc_check`, which the lab shim exports: the code's own heap checker (0: passed).
+    check: Option<CheckFn>,
+    /// `tagalloc_heap_size`, which the lab shim exports: `mem_heapsize()`.
+    heap_size: Option<HeapSizeFn>,
 }
 
 fn dlerror() -> String {
@@ -125,6 +136,78 @@ fn defined_in(handle: usize, p: *mut c_void) -> bool {
     unsafe { CStr::from_ptr(info.dli_fname) == CStr::from_ptr(own_name) }
 }
 
+/// Surplus static TLS asked for on the retry (glibc's default is 512 bytes; jemalloc 5.3 needs a
+/// few KiB).
+pub const STATIC_TLS_SURPLUS: usize = 64 << 10;
+
+/// Set in the environment of the re-executed tool, so it retries once only.
+const TLS_RETRIED: &str = "TAGALLOC_DIFF_TLS_RETRIED";
+
+/// Whether `error` (from [`DylibBackend::open`]) is glibc running out of static TLS.
+pub fn static_tls_exhausted(error: &str) -> bool {
+    error.contains("static TLS block")
+}
+
+/// The `GLIBC_TUNABLES` value `current` (the variable as it is, if set) with enough optional
+/// static TLS for the retry; other tunables kept.
+pub fn tunables_with_static_tls(current: Option<&str>) -> String {
+    let setting = format!("glibc.rtld.optional_static_tls={STATIC_TLS_SURPLUS}");
+    let kept: Vec<&str> = current
+        .unwrap_or("")
+        .split(':')
+        .filter(|t| !t.is_empty() && !t.starts_with("glibc.rtld.optional_static_tls="))
+        .collect();
+    kept.into_iter()
+        .chain([setting.as_str()])
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// After [`DylibBackend::open`] failed with `error`: if the object needs static TLS and this
+/// process is not already the retry, re-executes this program with the same arguments and
+/// `GLIBC_TUNABLES` asking for [`STATIC_TLS_SURPLUS`] bytes (it does not return then). Returns
+/// the error to report: `error`, or why the retry could not run, or that it already ran.
+pub fn reexec_for_static_tls(error: String) -> String {
+    use std::os::unix::process::CommandExt;
+    if !static_tls_exhausted(&error) {
+        return error;
+    }
+    if std::env::var_os(TLS_RETRIED).is_some() {
+        return format!(
+            "{error} (even with GLIBC_TUNABLES={})",
+            std::env::var("GLIBC_TUNABLES").unwrap_or_default()
+        );
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return format!("{error} (and cannot re-execute with more static TLS: {e})"),
+    };
+    let tunables = tunables_with_static_tls(std::env::var("GLIBC_TUNABLES").ok().as_deref());
+    eprintln!(
+        "tagalloc-diff: the object needs more static TLS than glibc reserved; running again with \
+         GLIBC_TUNABLES={tunables}"
+    );
+    let e = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", &tunables)
+        .env(TLS_RETRIED, "1")
+        .exec();
+    format!("{error} (and re-executing with GLIBC_TUNABLES={tunables} failed: {e})")
+}
+
+/// `name`, if the object defines it and its `has` function (taking nothing, returning an int,
+/// calling nothing of the allocator's) says it is real: the lab shim's heap checker exists only
+/// where the student wrote `mm_checkheap`.
+fn lab_symbol(handle: usize, has: &CStr, name: &CStr) -> Option<*mut c_void> {
+    let has = symbol(handle, has)?;
+    // SAFETY: the shim's `int tagalloc_has_check(void)` reads one weak symbol's address.
+    let has = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> i32>(has) };
+    // SAFETY: as above.
+    (unsafe { has() } != 0)
+        .then(|| symbol(handle, name))
+        .flatten()
+}
+
 impl DylibBackend {
     /// Loads `path` (once per process) and resolves its allocator functions.
     pub fn open(path: &str) -> Result<DylibBackend, String> {
@@ -137,12 +220,7 @@ impl DylibBackend {
                 )
             })
         };
-        let (m, f, c, r) = (
-            need(c"malloc")?,
-            need(c"free")?,
-            need(c"calloc")?,
-            need(c"realloc")?,
-        );
+        let (m, f, r) = (need(c"malloc")?, need(c"free")?, need(c"realloc")?);
         // SAFETY (all transmutes): each symbol is the C function of that name, whose C signature
         // (the standard one for malloc and its family) is the function type it becomes.
         Ok(DylibBackend {
@@ -151,8 +229,9 @@ impl DylibBackend {
             malloc: unsafe { std::mem::transmute::<*mut c_void, MallocFn>(m) },
             // SAFETY: see above.
             free: unsafe { std::mem::transmute::<*mut c_void, FreeFn>(f) },
-            // SAFETY: see above.
-            calloc: unsafe { std::mem::transmute::<*mut c_void, CallocFn>(c) },
+            calloc: symbol(h, c"calloc")
+                // SAFETY: see above.
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, CallocFn>(p) }),
             // SAFETY: see above.
             realloc: unsafe { std::mem::transmute::<*mut c_void, ReallocFn>(r) },
             posix_memalign: symbol(h, c"posix_memalign")
@@ -167,7 +246,19 @@ impl DylibBackend {
             usable_size: symbol(h, c"malloc_usable_size")
                 // SAFETY: see above.
                 .map(|p| unsafe { std::mem::transmute::<*mut c_void, UsableFn>(p) }),
+            check: lab_symbol(h, c"tagalloc_has_check", c"tagalloc_check")
+                // SAFETY: see above (`int tagalloc_check(void)` in the lab shim).
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, CheckFn>(p) }),
+            heap_size: symbol(h, c"tagalloc_heap_size")
+                // SAFETY: see above (`size_t tagalloc_heap_size(void)` in the lab shim).
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, HeapSizeFn>(p) }),
         })
+    }
+
+    /// The heap's size now, where the object says (the lab shim's `mem_heapsize()`).
+    pub fn heap_size(&self) -> Option<usize> {
+        // SAFETY: the shim's function takes nothing and only reads memlib's break.
+        self.heap_size.map(|f| unsafe { f() })
     }
 }
 
@@ -179,7 +270,16 @@ impl Backend for DylibBackend {
     fn caps(&self) -> Caps {
         Caps {
             global_state: true,
+            walker: self.check.is_some(),
             ..Caps::default()
+        }
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        match self.check {
+            // SAFETY: the shim's checker takes nothing; it runs the student's `mm_checkheap`.
+            Some(f) if unsafe { f() } != 0 => Err("mm_checkheap says the heap is broken".into()),
+            _ => Ok(()),
         }
     }
 
@@ -191,8 +291,11 @@ impl Backend for DylibBackend {
         match req {
             // SAFETY: see above.
             Request::Malloc { size } => reply(unsafe { (self.malloc)(size) }),
-            // SAFETY: see above.
-            Request::Calloc { count, size } => reply(unsafe { (self.calloc)(count, size) }),
+            Request::Calloc { count, size } => match self.calloc {
+                None => Reply::Unsupported,
+                // SAFETY: see above.
+                Some(f) => reply(unsafe { f(count, size) }),
+            },
             Request::Realloc { ptr, size } => {
                 // SAFETY: see above.
                 let p = unsafe { (self.realloc)(ptr.cast(), size) };
@@ -234,5 +337,27 @@ impl Backend for DylibBackend {
                 Some(f) => Reply::Size(unsafe { f(ptr.cast()) }),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_tls_tunable_is_added_to_the_others() {
+        let n = STATIC_TLS_SURPLUS;
+        let want = format!("glibc.rtld.optional_static_tls={n}");
+        assert_eq!(tunables_with_static_tls(None), want);
+        assert_eq!(
+            tunables_with_static_tls(Some(
+                "glibc.malloc.check=3:glibc.rtld.optional_static_tls=9"
+            )),
+            format!("glibc.malloc.check=3:{want}")
+        );
+        assert!(static_tls_exhausted(
+            "x.so: cannot allocate memory in static TLS block"
+        ));
+        assert_eq!(reexec_for_static_tls("other".into()), "other");
     }
 }

@@ -12,9 +12,14 @@ pub mod dylib;
 pub mod libc;
 pub mod locked;
 pub mod tagalloc;
+mod under;
+
+pub use under::Under;
 
 use std::fmt;
 use std::ptr::NonNull;
+
+use crate::shadow::rules::Contract;
 
 /// `ENOMEM`, the only errno a well-formed request may fail with.
 pub const ENOMEM: i32 = ::libc::ENOMEM;
@@ -174,8 +179,8 @@ pub struct Caps {
     pub segment_below: usize,
     /// The allocator's state lives in the process, not in the backend value (a shared object,
     /// loaded once and never reset), so one run would inherit what earlier runs left behind.
-    /// [`runner::run`](crate::runner::run) and [`differ::diff`](crate::differ::diff) therefore run
-    /// such a backend in a forked child that starts from the pristine state ([`crate::isolate`]).
+    /// Such a backend therefore runs in a forked child that starts from the pristine state
+    /// ([`crate::isolate`], which [`crate::isolate::run_where_needed`] picks by this flag).
     pub global_state: bool,
 }
 
@@ -196,6 +201,12 @@ impl Limits {
         request: 1 << 20,
         budget: 1 << 30,
     };
+
+    /// What a malloc-lab allocator must manage: its whole 20 MiB heap, in one request or in all.
+    pub const LAB: Limits = Limits {
+        request: crate::shadow::rules::LAB_HEAP,
+        budget: crate::shadow::rules::LAB_HEAP,
+    };
 }
 
 /// An allocator under test.
@@ -211,6 +222,11 @@ pub trait Backend {
     /// Requests that must succeed.
     fn limits(&self) -> Limits {
         Limits::PROCESS
+    }
+
+    /// The rules the backend is held to ([`Under`] changes them).
+    fn contract(&self) -> Contract {
+        Contract::Glibc
     }
 
     /// Makes one call.
@@ -276,6 +292,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn limits(&self) -> Limits {
         (**self).limits()
+    }
+    fn contract(&self) -> Contract {
+        (**self).contract()
     }
     unsafe fn call(&mut self, req: Request) -> Reply {
         // SAFETY: the caller upholds `call`'s contract, which is the same for the boxed backend.

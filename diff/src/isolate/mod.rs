@@ -29,6 +29,7 @@
 //! child, so a shared object on both sides (`diff --backend x.so --against x.so`) is one
 //! allocator serving both, in a deterministic interleaving.
 
+pub mod measure;
 mod wire;
 
 use std::io;
@@ -39,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::differ::{self, Side};
-use crate::op::Trace;
+use crate::op::{Op, Trace};
 use crate::report::{Death, Failure, Report};
 use crate::runner::{self, panic_message};
 
@@ -47,17 +48,74 @@ use crate::runner::{self, panic_message};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Isolation {
     /// Longest time one op (or the end-of-trace checks) may run before the child is killed and
-    /// the run reported as a hang.
+    /// the run reported as a hang, for an op that asks for no memory.
     pub stall: Duration,
+    /// Added to [`Isolation::stall`] for every GiB an op asks for: an allocator that zeroes or
+    /// copies a large block, and the shadow that fills it, take time in proportion (a correct
+    /// 512 MiB `calloc` took 3.7 s on a loaded machine).
+    pub per_gib: Duration,
 }
 
 impl Default for Isolation {
-    /// Two seconds: a sane allocator answers in microseconds, and the shadow reads and writes
-    /// only samples of large blocks, so no op of a trace comes near it.
+    /// Two seconds, plus 16 seconds a GiB: a sane allocator answers a small request in
+    /// microseconds, and a large one at memory speed.
     fn default() -> Isolation {
         Isolation {
             stall: Duration::from_secs(2),
+            per_gib: Duration::from_secs(16),
         }
+    }
+}
+
+impl Isolation {
+    /// A fixed limit whatever the op (for tests that make a backend hang on purpose).
+    pub fn fixed(stall: Duration) -> Isolation {
+        Isolation {
+            stall,
+            per_gib: Duration::ZERO,
+        }
+    }
+
+    /// The limit for op `op` of `trace` (`trace.len()`: the end-of-trace checks, which read every
+    /// live block, so they get the limit of the largest request of the trace).
+    pub fn limit(&self, trace: &Trace, op: usize) -> Duration {
+        let bytes = match trace.ops.get(op) {
+            Some(op) => op.requested(),
+            None => trace.ops.iter().map(Op::requested).max().unwrap_or(0),
+        };
+        // Requests above 64 GiB cannot succeed anyway: the allocator may only refuse them.
+        let gib = (bytes.min(64 << 30) as f64) / f64::from(1u32 << 30);
+        self.stall + self.per_gib.mul_f64(gib)
+    }
+}
+
+/// Runs `trace` on `backend` where it must run: in a forked child if its state belongs to the
+/// process ([`Caps::global_state`](crate::backend::Caps::global_state)), else in this process.
+/// The wrapper a caller picks when it does not always want a fork.
+pub fn run_where_needed<B: Backend>(
+    backend: B,
+    trace: &Trace,
+    iso: Isolation,
+) -> Result<(), Report> {
+    if backend.caps().global_state {
+        run(backend, trace, iso)
+    } else {
+        runner::run(backend, trace)
+    }
+}
+
+/// [`diff`] in a forked child if either backend's state belongs to the process, else
+/// [`differ::diff`] here.
+pub fn diff_where_needed<A: Backend, B: Backend>(
+    a: A,
+    b: B,
+    trace: &Trace,
+    iso: Isolation,
+) -> Result<(), Report> {
+    if a.caps().global_state || b.caps().global_state {
+        diff(a, b, trace, iso)
+    } else {
+        differ::diff(a, b, trace)
     }
 }
 
@@ -125,7 +183,7 @@ pub fn failing_jobs(
             }
             pid => {
                 drop(write);
-                let (_, end) = follow(pid, &read, progress.get(), stall);
+                let (_, end) = follow(pid, &read, progress.get(), &|_| stall);
                 if matches!(end, End::Status(0)) {
                     break;
                 }
@@ -242,7 +300,8 @@ fn in_child(
         }
         pid => {
             drop(write);
-            let (buf, end) = follow(pid, &read, progress.get(), iso.stall);
+            let limit = |op: usize| iso.limit(trace, op);
+            let (buf, end) = follow(pid, &read, progress.get(), &limit);
             let p = progress.get();
             let (side, op) = (p.side.load(Relaxed).min(1), p.op.load(Relaxed));
             let death = match (wire::complete(&buf), end) {
@@ -256,7 +315,7 @@ fn in_child(
                     };
                 }
                 (None, End::Status(status)) => death_of(status),
-                (None, End::Hung) => Death::Hang(iso.stall.as_millis() as u64),
+                (None, End::Hung) => Death::Hang(iso.limit(trace, op).as_millis() as u64),
             };
             let [left, right] = names;
             let backend = if side == 0 { left } else { right };
@@ -392,10 +451,16 @@ fn drain(fd: &Fd, buf: &mut Vec<u8>) -> bool {
 }
 
 /// Reads the child's message until it is whole or the child is gone, killing a child that
-/// stalls; reaps it. The child's write end may also be held by a sibling forked meanwhile by
-/// another thread, so the end of the message, or the child's exit, decides, not end of file.
-fn follow(pid: i32, read: &Fd, progress: &Progress, stall: Duration) -> (Vec<u8>, End) {
-    let slice = (stall / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+/// stalls (on op `i` for longer than `stall(i)`); reaps it. The child's write end may also be
+/// held by a sibling forked meanwhile by another thread, so the end of the message, or the
+/// child's exit, decides, not end of file.
+fn follow(
+    pid: i32,
+    read: &Fd,
+    progress: &Progress,
+    stall: &dyn Fn(usize) -> Duration,
+) -> (Vec<u8>, End) {
+    let slice = (stall(0) / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
     let mut buf = Vec::new();
     let (mut seen, mut since) = (0, Instant::now());
     loop {
@@ -424,7 +489,7 @@ fn follow(pid: i32, read: &Fd, progress: &Progress, stall: Duration) -> (Vec<u8>
         let ticks = progress.ticks.load(Relaxed);
         if ticks != seen {
             (seen, since) = (ticks, Instant::now());
-        } else if since.elapsed() >= stall {
+        } else if since.elapsed() >= stall(progress.op.load(Relaxed)) {
             // SAFETY: `pid` is our child, not yet reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             wait(pid, false);
@@ -446,7 +511,7 @@ fn death_of(status: i32) -> Death {
 mod tests {
     use super::*;
     use crate::backend::{Caps, Reply, Request};
-    use crate::op::Op;
+    use crate::text;
 
     /// A backend that crashes, exits or hangs at its third `malloc` (op 2 of [`trace`]), and
     /// otherwise answers `malloc` from the Rust heap (leaking) and everything else with "done".
@@ -499,9 +564,7 @@ mod tests {
 
     #[test]
     fn a_dying_child_becomes_a_report_at_its_op() {
-        let iso = Isolation {
-            stall: Duration::from_millis(200),
-        };
+        let iso = Isolation::fixed(Duration::from_millis(200));
         for (how, death) in [
             ("abort", Death::Signal(libc::SIGABRT)),
             ("exit", Death::Exit(7)),
@@ -519,10 +582,30 @@ mod tests {
     }
 
     #[test]
-    fn runner_run_isolates_global_state_backends() {
-        // Through the ordinary entry point, which must notice the capability.
-        let r = runner::run(Dies("abort", 0), &trace()).unwrap_err();
+    fn run_where_needed_isolates_global_state_backends() {
+        // Through the wrapper that picks, which must notice the capability.
+        let r = run_where_needed(Dies("abort", 0), &trace(), Isolation::default()).unwrap_err();
         assert_eq!(r.failure.kind(), "crash", "{r}");
+    }
+
+    #[test]
+    fn the_hang_limit_grows_with_the_request() {
+        let iso = Isolation::default();
+        let t = text::parse(
+            "malloc 0 24
+calloc 1 512 0x100000
+free 0
+",
+        )
+        .unwrap();
+        assert!(iso.limit(&t, 0) < iso.stall + Duration::from_millis(1));
+        assert_eq!(iso.limit(&t, 1), iso.stall + iso.per_gib / 2);
+        assert_eq!(
+            iso.limit(&t, 3),
+            iso.limit(&t, 1),
+            "end of trace: the largest"
+        );
+        assert_eq!(Isolation::fixed(iso.stall).limit(&t, 1), iso.stall);
     }
 
     #[test]

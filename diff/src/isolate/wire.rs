@@ -198,15 +198,15 @@ macro_rules! failures {
 
 failures! {
     0 Overlap { new, old }
-    1 Misaligned { block, align }
+    1 Misaligned { block, align, rule }
     2 ContentChanged { block, offset, found, expected }
     3 CallocNotZero { block, offset, found }
     4 ReallocLostPrefix { block, old, offset, found, expected }
     5 UsableTooSmall { block, usable }
     6 UsableOfNull { usable }
-    7 NullWhereSuccessRequired { call, errno }
-    8 SuccessWhereFailureRequired { call, addr }
-    9 WrongErrno { call, errno, allowed }
+    7 NullWhereSuccessRequired { call, errno, rule }
+    8 SuccessWhereFailureRequired { call, addr, rule }
+    9 WrongErrno { call, errno, allowed, rule }
     10 UnexpectedReply { call, reply }
     11 HeapCheck { message }
     12 MisuseMissed { call, expected, reply }
@@ -279,6 +279,7 @@ mod tests {
             Failure::Misaligned {
                 block: b,
                 align: 16,
+                rule: s("aligned"),
             },
             Failure::ContentChanged {
                 block: b,
@@ -306,15 +307,18 @@ mod tests {
             Failure::NullWhereSuccessRequired {
                 call: s("malloc(24)"),
                 errno: libc::ENOMEM,
+                rule: s("owed"),
             },
             Failure::SuccessWhereFailureRequired {
                 call: s("malloc(SIZE_MAX)"),
                 addr: 16,
+                rule: s("too large"),
             },
             Failure::WrongErrno {
                 call: s("memalign(3, 8)"),
                 errno: -1,
                 allowed: vec![libc::EINVAL, libc::ENOMEM],
+                rule: String::new(),
             },
             Failure::UnexpectedReply {
                 call: s("free(slot 0)"),

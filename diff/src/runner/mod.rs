@@ -47,6 +47,12 @@ pub struct Step {
     pub outcome: Outcome,
     /// Whether the rules allowed this call to fail for want of memory.
     pub may_fail: bool,
+    /// Whether the contract leaves a failure's `errno` unspecified (POSIX's `malloc(0)`, the
+    /// malloc lab): two backends' errnos are then not compared.
+    pub any_errno: bool,
+    /// Whether the contract is glibc's, where an allowed failure other than `ENOMEM` (a refused
+    /// alignment) must still be the same on both sides of a differential.
+    pub strict: bool,
     /// Digest of the bytes read back (calloc's zeros, realloc's preserved prefix).
     pub digest: Option<u64>,
     /// The block the op worked on before it: (op that made it, its size).
@@ -58,6 +64,8 @@ impl Step {
         Step {
             outcome,
             may_fail: false,
+            any_errno: false,
+            strict: true,
             digest: None,
             prior: None,
         }
@@ -147,6 +155,7 @@ impl<B: Backend> Runner<B> {
             limits: self.backend.limits(),
             spent: self.shadow.spent,
             faults_pending: self.backend.faults_pending(),
+            contract: self.backend.contract(),
         }
     }
 
@@ -278,17 +287,21 @@ impl<B: Backend> Runner<B> {
             return Err(Failure::NullWhereSuccessRequired {
                 call: call_text(op),
                 errno,
+                rule: e.rule.into(),
             });
         }
-        if !e.errnos.contains(&errno) {
+        if !e.errnos.is_empty() && !e.errnos.contains(&errno) {
             return Err(Failure::WrongErrno {
                 call: call_text(op),
                 errno,
                 allowed: e.errnos.to_vec(),
+                rule: e.rule.into(),
             });
         }
         Ok(Step {
             may_fail: e.need == Need::Either,
+            any_errno: e.errnos.is_empty(),
+            strict: self.backend.contract() == crate::shadow::rules::Contract::Glibc,
             ..Step::new(Outcome::Failed(errno))
         })
     }
@@ -327,6 +340,7 @@ impl<B: Backend> Runner<B> {
             return Err(Failure::SuccessWhereFailureRequired {
                 call: call_text(op),
                 addr,
+                rule: e.rule.into(),
             });
         }
         let mut b = Block {
@@ -341,6 +355,7 @@ impl<B: Backend> Runner<B> {
             return Err(Failure::Misaligned {
                 block: self.shadow.block_ref(Owner::Slot(slot), &b),
                 align: e.align,
+                rule: e.align_rule(self.backend.contract()).into(),
             });
         }
         // The usable size first: the block's extent, for the overlap check, is all of it.
@@ -606,19 +621,17 @@ pub fn drop_quietly<T>(value: T) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
-/// Runs `trace` on `backend` with the shadow model; the first oracle that fires is reported.
+/// Runs `trace` on `backend` with the shadow model, in this process; the first oracle that fires
+/// is reported.
 ///
-/// A backend with [`Caps::global_state`] (a shared object) runs in a forked child, so that it
-/// starts from its pristine state and a crash becomes a report ([`crate::isolate`]); any other
-/// runs right here.
+/// A backend with [`Caps::global_state`] (a shared object) should run in a forked child instead,
+/// so that it starts from its pristine state and a crash becomes a report: that is the layer
+/// above, [`crate::isolate`], which the caller picks.
 pub fn run<B: Backend>(backend: B, trace: &Trace) -> Result<(), Report> {
-    if backend.caps().global_state {
-        return crate::isolate::run(backend, trace, crate::isolate::Isolation::default());
-    }
     run_watched(backend, trace, &mut |_| {})
 }
 
-/// [`run`] in this process whatever the backend, calling `watch(i)` before op `i` and
+/// [`run`], calling `watch(i)` before op `i` and
 /// `watch(trace.len())` before the end-of-trace checks (how an isolated child tells its parent
 /// where it is).
 pub fn run_watched<B: Backend>(

@@ -4,27 +4,29 @@
 
 use tagalloc_diff::backend::dylib::DylibBackend;
 use tagalloc_diff::backend::Backend;
+use tagalloc_diff::isolate::{self, Isolation};
 use tagalloc_diff::shrink::{self, Budget};
-use tagalloc_diff::{differ, runner, text, Report, Trace};
+use tagalloc_diff::{text, Report, Trace};
 
 use crate::cli::{file, run, shared_object, text as output};
 
 /// A free-list allocator whose `calloc` zeroes only blocks carved near the top, so a reused block
 /// comes back dirty: whether a `calloc` fails depends on everything the allocator did before. HOOK
 /// is a statement run first in `malloc`.
-const REUSING_C: &str = r#"
+pub(crate) const REUSING_C: &str = r#"
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 static char *heap, *top; struct blk { struct blk *next; size_t size; };
 static struct blk *freel;
 static size_t *hdr(void *p) { return (size_t *)p - 2; }
-void *malloc(size_t n) { HOOK; if (n > (1ul<<30)) return NULL; n = (n + 15) & ~15ul; if (!n) n = 16;
+void *malloc(size_t n) { HOOK; if (n > (1ul<<30)) { errno = ENOMEM; return NULL; } n = (n + 15) & ~15ul; if (!n) n = 16;
   for (struct blk **b = &freel; *b; b = &(*b)->next) if ((*b)->size == n) { void *p = *b; *b = (*b)->next; return p; }
   if (!heap) { heap = top = mmap(0, 1ul<<32, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE, -1, 0); }
   top += 16; size_t *h = (size_t *)top - 2; h[0] = n; void *p = top; top += n; return p; }
 void free(void *p) { if (!p) return; struct blk *b = p; b->size = hdr(p)[0]; b->next = freel; freel = b; }
-void *calloc(size_t c, size_t n) { if (n && c > (size_t)-1 / n) return NULL; char *p = malloc(c * n); if (p && p + c*n > top - 64) memset(p, 0, c * n); return p; }
+void *calloc(size_t c, size_t n) { if (n && c > (size_t)-1 / n) { errno = ENOMEM; return NULL; } char *p = malloc(c * n); if (p && p + c*n > top - 64) memset(p, 0, c * n); return p; }
 void *realloc(void *p, size_t n) { if (!p) return malloc(n); size_t o = hdr(p)[0]; if (n <= o) return p; void *q = malloc(n); if (q) { memcpy(q, p, o); free(p); } return q; }
 "#;
 
@@ -40,10 +42,12 @@ fn open(so: &str) -> DylibBackend {
     DylibBackend::open(so).unwrap()
 }
 
-/// The trace printed after the report's "minimal trace" line (its `#` line is a comment).
+/// The trace printed after the report's "minimal trace" line (its `#` line is a comment), up to
+/// the blank line that ends the report.
 fn printed_trace(out: &str) -> String {
     let at = out.find("minimal trace (").expect(out);
-    out[at..].split_once('\n').expect(out).1.to_string()
+    let rest = out[at..].split_once('\n').expect(out).1;
+    rest.split("\n\n").next().unwrap_or(rest).to_string()
 }
 
 #[test]
@@ -53,10 +57,10 @@ fn every_run_starts_from_the_pristine_object() {
     };
     let dirty = text::parse(DIRTY).unwrap();
     // The same trace, again and again in one process: the same verdict every time.
-    let first = runner::run(open(&so), &dirty).unwrap_err();
+    let first = isolate::run(open(&so), &dirty, Isolation::default()).unwrap_err();
     assert_eq!(first.failure.kind(), "calloc-not-zero", "{first}");
     for _ in 0..3 {
-        let again = runner::run(open(&so), &dirty).unwrap_err();
+        let again = isolate::run(open(&so), &dirty, Isolation::default()).unwrap_err();
         assert_eq!(
             (again.index, again.failure.kind()),
             (first.index, "calloc-not-zero")
@@ -64,17 +68,19 @@ fn every_run_starts_from_the_pristine_object() {
     }
     // A clean trace stays clean after failing ones, on one side or both of a differential.
     let clean = text::parse("malloc 0 100\nfree 0\ncalloc 1 10 10\n").unwrap();
-    runner::run(open(&so), &clean).unwrap();
-    differ::diff(
+    isolate::run(open(&so), &clean, Isolation::default()).unwrap();
+    isolate::diff(
         open(&so),
         tagalloc_diff::backend::libc::LibcBackend::new(),
         &clean,
+        Isolation::default(),
     )
     .unwrap();
-    let r = differ::diff(
+    let r = isolate::diff(
         tagalloc_diff::backend::libc::LibcBackend::new(),
         open(&so),
         &dirty,
+        Isolation::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -89,10 +95,11 @@ fn the_shrunk_trace_reproduces_alone() {
         return;
     };
     let dirty = text::parse(DIRTY).unwrap();
-    let mut test = |t: &Trace| -> Result<(), Report> { runner::run(open(&so), t) };
+    let mut test =
+        |t: &Trace| -> Result<(), Report> { isolate::run(open(&so), t, Isolation::default()) };
     let r = shrink::shrink(&dirty, Budget::default(), &mut test).unwrap();
     assert!(r.trace.len() < dirty.len(), "{r}");
-    let alone = runner::run(open(&so), &r.trace).unwrap_err();
+    let alone = isolate::run(open(&so), &r.trace, Isolation::default()).unwrap_err();
     assert_eq!(alone.failure.kind(), "calloc-not-zero", "{alone}");
 
     // Through the tool: what `run` and `shrink` print fails in a fresh process of its own.
@@ -134,10 +141,10 @@ fn a_segfaulting_allocator_is_a_report_at_its_op() {
 
     // Unshrunk, in process through the library: the op where it died, on the side that died.
     let trace = text::parse(&String::from_utf8(std::fs::read(&t).unwrap()).unwrap()).unwrap();
-    let r = runner::run(open(&so), &trace).unwrap_err();
+    let r = isolate::run(open(&so), &trace, Isolation::default()).unwrap_err();
     assert_eq!((r.index, r.failure.kind()), (4, "crash"), "{r}");
     let tagalloc = tagalloc_diff::backend::tagalloc::TagallocBackend::reserved();
-    let r = differ::diff(tagalloc, open(&so), &trace).unwrap_err();
+    let r = isolate::diff(tagalloc, open(&so), &trace, Isolation::default()).unwrap_err();
     assert_eq!((r.index, r.failure.kind()), (4, "crash"), "{r}");
     assert_eq!(r.backend, open(&so).name());
 

@@ -4,7 +4,9 @@
 
 mod broken;
 mod cli;
+mod fuzz_so;
 mod isolation;
+mod lab;
 mod oracles;
 mod quickchecks;
 mod targets;

@@ -88,7 +88,40 @@ fn corpus_root_for(opts: &Options, root: &Path, target: &str) -> PathBuf {
     }
 }
 
+/// `--backend X.so`: `tagalloc-diff fuzz` on that object, in a release build.
+fn fuzz_backend(opts: &Options, so: &str) -> Result<u8, Stop> {
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+    cmd.current_dir(crate::root())
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "tagalloc-diff",
+            "--",
+            "fuzz",
+        ])
+        .args(["--backend", so, "--time", &opts.time.to_string()]);
+    if let Some(c) = &opts.contract {
+        cmd.args(["--contract", c]);
+    }
+    eprintln!("==> tagalloc-diff fuzz --backend {so} for {} s", opts.time);
+    let status = cmd
+        .status()
+        .map_err(|e| Stop::Setup(format!("cannot run cargo: {e}")))?;
+    match status.code() {
+        Some(c @ (0 | 1)) => Ok(c as u8),
+        Some(2) => Err(Stop::Usage(format!(
+            "tagalloc-diff fuzz refused --backend {so}"
+        ))),
+        _ => Err(Stop::Setup(format!("tagalloc-diff fuzz failed: {status}"))),
+    }
+}
+
 fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
+    if let Some(so) = &opts.backend {
+        return fuzz_backend(opts, so);
+    }
     let root = crate::root();
     let fuzz_dir = root.join("fuzz");
     let all = targets::discover(&fuzz_dir).map_err(Stop::Setup)?;

@@ -29,6 +29,10 @@ options:
   --no-cmin              do not minimise (the default; kept for old scripts)
   --corpus-root DIR      corpora in DIR/TARGET/, regressions in DIR/regressions/ (default: corpus)
   --report FILE          where the markdown report goes (default: target/fuzz-report.md)
+  --backend X.so         fuzz that shared object instead of the targets: runs `tagalloc-diff fuzz
+                         --backend X.so --time SECONDS` (release build), saving each distinct
+                         failure, shrunk, under target/tagalloc-diff/fuzz/
+  --contract C           with --backend: the rules it is held to (glibc, posix, malloc-lab)
   -h, --help             this text
   -- FLAG...             everything after `--` goes to libFuzzer, as with `cargo fuzz run`
                          (e.g. `cargo xtask fuzz ops -- -max_len=64`)
@@ -55,6 +59,10 @@ pub struct Options {
     pub targets: Vec<String>,
     /// The arguments after `--`, passed to libFuzzer after the runner's own.
     pub libfuzzer: Vec<String>,
+    /// `--backend X.so`: fuzz that object with `tagalloc-diff fuzz` instead of the targets.
+    pub backend: Option<String>,
+    /// `--contract C`, for `--backend`.
+    pub contract: Option<String>,
 }
 
 /// What parsing the command line gave.
@@ -82,6 +90,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         report: None,
         targets: Vec::new(),
         libfuzzer: Vec::new(),
+        backend: None,
+        contract: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -115,6 +125,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--no-cmin" if inline.is_none() => o.cmin = false,
             "--corpus-root" => o.corpus_root = Some(PathBuf::from(value()?)),
             "--report" => o.report = Some(PathBuf::from(value()?)),
+            "--backend" => o.backend = Some(value()?),
+            "--contract" => o.contract = Some(value()?),
             f if f.starts_with('-') => return Err(format!("unknown option `{arg}`")),
             name => {
                 if !o.targets.iter().any(|t| t == name) {
@@ -122,6 +134,11 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
             }
         }
+    }
+    if o.contract.is_some() && o.backend.is_none() {
+        return Err(
+            "--contract needs --backend (the targets fuzz tagalloc under glibc's rules)".into(),
+        );
     }
     Ok(Parsed::Run(o))
 }
@@ -146,6 +163,17 @@ mod tests {
             Ok(Parsed::Run(o)) => o,
             other => panic!("{s}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn backend_and_contract_go_together() {
+        let Parsed::Run(o) = parse(&args("--backend ./x.so --contract posix --time 7")).unwrap()
+        else {
+            panic!("not a run")
+        };
+        assert_eq!(o.backend.as_deref(), Some("./x.so"));
+        assert_eq!(o.contract.as_deref(), Some("posix"));
+        assert!(parse(&args("--contract posix")).is_err());
     }
 
     #[test]
