@@ -1,6 +1,6 @@
 //! Per-thread caches of small blocks: the lock-free fast path of [`LockedHeap`](crate::LockedHeap).
 //!
-//! Each thread keeps, for each exact size class (blocks of 32 to 1024 bytes), a short singly linked
+//! Each thread keeps, for each exact size class (blocks of 32 to 1040 bytes), a short singly linked
 //! list of blocks it freed. `malloc` of a small size pops one without taking the heap's lock; `free`
 //! of a small block pushes it. When a list is empty the thread refills it with a batch: a whole
 //! batch another thread gave back, from the transfer cache (`Central`, under its own short lock),
@@ -43,8 +43,9 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-/// Exact size classes cached: blocks of 32, 48, ... 1024 bytes.
-pub(crate) const CLASSES: usize = 63;
+/// Exact size classes cached: blocks of 32, 48, ... 1040 bytes (requests up to 1032 bytes, the
+/// range glibc's tcache covers).
+pub(crate) const CLASSES: usize = 64;
 /// Blocks a class holds at most: about 8 KiB worth, between 4 and 64 blocks (64 of 128 bytes or
 /// less, 16 of 512, 8 of 1024), so small blocks rarely take a lock and a thread holds at most
 /// about 0.5 MiB. A table, so the hot path does not divide.
@@ -88,7 +89,7 @@ pub(crate) const fn cache_end(mmap_threshold: usize) -> usize {
     0
 }
 
-/// The class of a request of `n` bytes, at most the usable bytes of the largest class (1016).
+/// The class of a request of `n` bytes, at most the usable bytes of the largest class (1032).
 #[inline]
 pub(crate) fn class_of(n: usize) -> usize {
     let n = if broken!(CacheClassEdge) {
@@ -389,9 +390,7 @@ pub(crate) fn claimed(owner: usize) -> bool {
 fn claim_slow(owner: usize, flush: FlushFn, cap: u32) -> bool {
     FLUSH.store(flush as usize, Ordering::Relaxed);
     CAP.store(cap.max(1), Ordering::Relaxed);
-    if KEY.load(Ordering::Relaxed) == 0 {
-        KEY.store(random_key(), Ordering::Relaxed);
-    }
+    ensure_key();
     if PKEY.load(Ordering::Relaxed) == usize::MAX {
         let mut k: libc::pthread_key_t = 0;
         // SAFETY: pthread_key_create writes the key; the destructor stays valid for the process.
@@ -414,6 +413,15 @@ pub(crate) fn release(owner: usize) {
     {
         EPOCH.fetch_add(1, Ordering::AcqRel);
         THREADS.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Draws the process's mark key if none is drawn yet (the caches and the heap's fast lists share
+/// it: a block on either carries the same mark).
+#[cold]
+pub(crate) fn ensure_key() {
+    if KEY.load(Ordering::Relaxed) == 0 {
+        let _ = KEY.compare_exchange(0, random_key(), Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -456,7 +464,7 @@ pub(crate) fn shared() -> bool {
 
 /// The mark a cached block carries in its second payload word.
 #[inline]
-fn mark(p: *mut u8) -> usize {
+pub(crate) fn mark(p: *mut u8) -> usize {
     KEY.load(Ordering::Relaxed) ^ p as usize
 }
 
@@ -676,7 +684,7 @@ mod tests {
 
     #[test]
     fn cache_end_keeps_large_chunks_out_of_the_caches() {
-        assert_eq!(cache_end(128 << 10), 1024 - 8 + 1);
+        assert_eq!(cache_end(128 << 10), 1040 - 8 + 1);
         assert_eq!(cache_end(1), 0);
         assert_eq!(cache_end(24), 0);
         assert_eq!(cache_end(25), 25);

@@ -385,10 +385,24 @@ impl<S: Source + Send> LockedHeap<S> {
             }
         }
         let usable = cache::usable_of(class);
-        self.with(|h| {
+        let batch = c.batch(class);
+        let detached = self.with(|h| {
             Self::merge(h, c);
+            if h.config.fast_lists {
+                h.fast_detach(class, batch)
+            } else {
+                Ok(None)
+            }
+        })?;
+        if let Some(chain) = detached {
+            c.put_chain(class, chain);
+            if let Some(p) = self.pop(c, class)? {
+                return Ok(p);
+            }
+        }
+        self.with(|h| {
             let first = h.alloc(usable)?;
-            for _ in 1..c.batch(class) {
+            for _ in 1..batch {
                 let Ok(p) = h.alloc(usable) else { break };
                 // SAFETY: p is a fresh block of this class, owned by this thread from now on.
                 if !unsafe { c.push(class, p) } {
@@ -410,20 +424,31 @@ impl<S: Source + Send> LockedHeap<S> {
         f(unsafe { &mut *self.central.get() })
     }
 
-    /// Moves `chain` of `class` to the transfer cache, or frees its blocks to the heap when the
-    /// transfer cache is full.
+    /// Moves `chain` of `class` to the transfer cache, or, when the transfer cache is full (or
+    /// one thread uses the caches), to the heap: spliced whole onto its fast list, or each block
+    /// freed with fast lists off.
     fn give_back(
         &self,
         c: &mut ThreadCache,
         class: usize,
         chain: cache::Chain,
     ) -> Result<(), Error> {
-        let Some(rest) = self.with_central(|central| central.put(class, chain)) else {
+        let rest = if cache::shared() {
+            self.with_central(|central| central.put(class, chain))
+        } else {
+            Some(chain)
+        };
+        let Some(rest) = rest else {
             return Ok(());
         };
         let range = self.range();
         self.with(|h| {
             Self::merge(h, c);
+            if h.config.fast_lists {
+                return h
+                    .fast_attach(class, rest)
+                    .map_err(|p| corrupted(Call::Free, p));
+            }
             let mut result = Ok(());
             let mapped = |q: *mut u8| h.owns((q as usize).wrapping_sub(8), 32);
             let mut blocks = [ptr::null_mut(); 64];
@@ -485,7 +510,7 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     fn small_class(&self, p: *mut u8) -> Option<usize> {
         match self.live_block(p)? {
-            size @ 32..=1024 => Some((size >> 4) - 2),
+            size @ 32..=1040 => Some((size >> 4) - 2),
             _ => None,
         }
     }

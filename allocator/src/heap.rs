@@ -49,11 +49,17 @@
 //! 11. Every free-list link is stored protected with its own address (`crate::link`); revealed,
 //!     it is null or points, 8 modulo 16 and inside the heap's memory, at a free block of the same
 //!     bin (what `malloc` and `free` check before following one).
+//! 12. Every block on a fast list (`crate::fast`) is an allocated block of a segment of its
+//!     list's size (or one 16-byte sliver more, as in invariant 10), carrying the cached mark, linked through a protected link that reveals
+//!     null or a block in the heap's memory; each list holds exactly its count, their total is
+//!     the recorded one, and the statistics count these blocks as freed (none with
+//!     [`Config::fast_lists`] off).
 
 use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
 use crate::block::{self, footer_before, header, payload, set_footer, set_header};
 use crate::error::{Call, Error, Misuse, MisuseKind};
+use crate::fast::{FastLists, CONSOLIDATE_AT};
 use crate::os::PAGE;
 use crate::source::{align_up, Source};
 use crate::stats::Stats;
@@ -73,7 +79,10 @@ pub struct Config {
     /// glibc's dynamic threshold: freeing a large chunk bigger than the mmap threshold (up to
     /// [`MMAP_THRESHOLD_MAX`]) raises the threshold to its size and the trim threshold to twice
     /// that, so a program that keeps allocating blocks of that size gets them from the heap instead
-    /// of paying two system calls and fresh pages for each.
+    /// of paying two system calls and fresh pages for each. Likewise, when the break must grow
+    /// again right after a trim (a program whose heap swings up and down by more than the trim
+    /// threshold, round after round), the trim threshold doubles (up to twice
+    /// [`MMAP_THRESHOLD_MAX`]), so the swing stops costing a `brk` and fresh pages each time.
     pub dynamic_threshold: bool,
     /// How many frees in a row must leave the top above the trim threshold, and no smaller than
     /// the free before, before it is trimmed: a program that frees the top and soon allocates it
@@ -84,6 +93,10 @@ pub struct Config {
     /// (`u32::MAX`: the table alone; at least 1). Read by [`LockedHeap`](crate::LockedHeap) when
     /// it takes the thread caches; the heap itself has no caches.
     pub cache_limit: u32,
+    /// Whether freed blocks of up to 1040 bytes go on the fast lists (`crate::fast`): kept
+    /// allocated to their neighbours, reused by the next request of their exact size, and
+    /// coalesced in bulk only when the heap would grow or a large free area forms.
+    pub fast_lists: bool,
 }
 
 /// The largest mmap threshold the dynamic adjustment reaches: 32 MiB, as glibc on 64-bit.
@@ -98,6 +111,7 @@ impl Config {
         dynamic_threshold: true,
         trim_delay: 16,
         cache_limit: u32::MAX,
+        fast_lists: true,
     };
 }
 
@@ -167,11 +181,15 @@ pub struct Heap<S: Source> {
     /// and the top's size after the last of them.
     pub(crate) trim_ticks: u32,
     pub(crate) trim_last: usize,
+    /// Whether the last change of the break was a trim (see [`Config::dynamic_threshold`]).
+    pub(crate) trimmed: bool,
     /// The payloads of the last [`UNMAPPED`] large chunks freed, so a second `free` of one is
     /// named a double free rather than an invalid pointer (its memory is gone; this is all that
     /// is left of it). A slot is overwritten in turn.
     pub(crate) unmapped: [usize; UNMAPPED],
     pub(crate) unmapped_next: usize,
+    /// Small freed blocks awaiting reuse or consolidation (`crate::fast`).
+    pub(crate) fast: FastLists,
     /// The segment the last link checked outside the break range lay in (`Heap::owns`): links
     /// mostly lead into the same few segments, so the next check usually looks at it alone.
     pub(crate) owns_hit: Cell<*mut Segment>,
@@ -225,8 +243,10 @@ impl<S: Source> Heap<S> {
             brk_lo: 0,
             trim_ticks: 0,
             trim_last: 0,
+            trimmed: false,
             unmapped: [0; UNMAPPED],
             unmapped_next: 0,
+            fast: FastLists::new(),
             owns_hit: Cell::new(ptr::null_mut()),
         }
     }
@@ -273,6 +293,11 @@ impl<S: Source> Heap<S> {
             return self.map_chunk(n, ALIGN);
         }
         let need = block_size(n).ok_or(Error::OutOfMemory)?;
+        if self.fast_takes(need) {
+            if let Some(b) = self.fast_pop(need)? {
+                return Ok(payload(b));
+            }
+        }
         let b = self.take(need)?;
         // SAFETY: `take` returned a free block of at least `need` bytes, unlinked.
         unsafe { self.place(b, need)? };
@@ -320,10 +345,17 @@ impl<S: Source> Heap<S> {
     }
 
     /// A free block of at least `need` bytes, unlinked from its bin; grows the heap if none is free.
+    /// The fast lists are consolidated first, before the heap grows.
     fn take(&mut self, need: usize) -> Result<*mut u8, Error> {
         for _ in 0..3 {
             if let Some(b) = self.find(need)? {
                 return Ok(b);
+            }
+            if self.fast.blocks > 0 {
+                self.consolidate()?;
+                if let Some(b) = self.find(need)? {
+                    return Ok(b);
+                }
             }
             self.grow(need)?;
         }
@@ -465,12 +497,20 @@ impl<S: Source> Heap<S> {
     /// Adds at least `need` bytes of free memory: extends the top segment when the break grows
     /// contiguously, starts a new segment when it does not, maps a segment when it cannot grow.
     fn grow(&mut self, need: usize) -> Result<(), Error> {
+        crate::cache::ensure_key();
         let want = need
             .checked_add(SEG_MIN + 16)
             .and_then(|w| w.checked_add(self.config.top_pad))
             .ok_or(Error::OutOfMemory)?;
         if let Some(region) = self.source.grow(want) {
             self.stats.add_brk(region.len);
+            if core::mem::take(&mut self.trimmed) && self.config.dynamic_threshold {
+                let c = &mut self.config;
+                c.trim_threshold = c
+                    .trim_threshold
+                    .saturating_mul(2)
+                    .min(2 * MMAP_THRESHOLD_MAX);
+            }
             let start = region.start.as_ptr();
             // SAFETY: top, if set, is a live segment record.
             if !self.top.is_null() && unsafe { (*self.top).end } == start as usize {
@@ -699,6 +739,11 @@ impl<S: Source> Heap<S> {
                 if t.size() < MIN_BLOCK || b as usize + t.size() > end - 8 {
                     return Err(corrupt(call, b));
                 }
+                // A small block carrying the mark sits on a fast list or in a cache: freed.
+                // SAFETY: a block of at least MIN_BLOCK bytes has 24 readable payload bytes.
+                if t.size() <= crate::fast::FAST_MAX && unsafe { crate::cache::is_marked(p) } {
+                    return Err(misuse(call, MisuseKind::DoubleFree, p));
+                }
                 Ok(Found::Block(b, t))
             }
         }
@@ -756,11 +801,45 @@ impl<S: Source> Heap<S> {
         }
     }
 
-    /// Frees allocated block `b`, coalescing with free neighbours, trimming the top.
+    /// Frees allocated block `b`: onto its fast list when it is small, else for real
+    /// ([`coalesce_block`](Self::coalesce_block)), consolidating the fast lists when that leaves
+    /// a large free block.
     ///
     /// # Safety
     /// `b` must be an allocated block of a segment, with tag `t`.
     unsafe fn free_block(&mut self, b: *mut u8, t: Tag, call: Call) -> Result<(), Error> {
+        let size = t.size();
+        if self.fast_takes(size) {
+            // The block after it must be intact, as the coalescing path checks.
+            let next = b.wrapping_add(size);
+            // SAFETY: b is an allocated block (contract): the block after it is in its segment.
+            let nt = unsafe { header(next) }.ok_or_else(|| corrupt(call, next))?;
+            if !nt.has(PREV_USED) {
+                return Err(corrupt(call, next));
+            }
+            // SAFETY: as above, and size <= FAST_MAX (fast_takes).
+            unsafe { self.fast_push(b, size) };
+            return Ok(());
+        }
+        // SAFETY: forwarded contract.
+        let total = unsafe { self.coalesce_block(b, t, call)? };
+        if total >= CONSOLIDATE_AT && self.fast.blocks > 0 {
+            self.consolidate()?;
+        }
+        Ok(())
+    }
+
+    /// Frees allocated block `b` for real, coalescing with free neighbours, trimming the top;
+    /// returns the size of the free block it merged into (before any trim).
+    ///
+    /// # Safety
+    /// `b` must be an allocated block of a segment, with tag `t`.
+    pub(crate) unsafe fn coalesce_block(
+        &mut self,
+        b: *mut u8,
+        t: Tag,
+        call: Call,
+    ) -> Result<usize, Error> {
         let size = t.size();
         // SAFETY: b is an allocated block (contract): the block after it, and (when PREV_USED is
         // clear) the free block before it, are inside the same segment.
@@ -798,6 +877,7 @@ impl<S: Source> Heap<S> {
             // Leave b's own header marked free, so a second free of it is caught as one.
             set_header(b, t.with(USED, false));
             self.stats.sub_live(size - 8);
+            let merged = total;
             let end = start as usize + total + 8;
             if !self.top.is_null() && end == (*self.top).end && total >= self.config.trim_threshold
             {
@@ -820,8 +900,8 @@ impl<S: Source> Heap<S> {
             set_header(start, mt);
             set_footer(start, mt);
             self.bins.insert(start, total);
+            Ok(merged)
         }
-        Ok(())
     }
 
     /// Gives back to the break the free space past `top_pad` of the top segment's last block, free,
@@ -856,6 +936,7 @@ impl<S: Source> Heap<S> {
         }
         self.stats.brk_bytes -= release;
         self.stats.trims += 1;
+        self.trimmed = true;
         total - release
     }
 

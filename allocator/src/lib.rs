@@ -38,6 +38,7 @@ pub mod broken;
 pub mod cache;
 mod error;
 mod family;
+mod fast;
 mod fork;
 pub mod global;
 pub mod heap;

@@ -81,6 +81,19 @@ impl Stats {
         self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
     }
 
+    /// `blocks` blocks of `bytes` payload bytes in all become live.
+    pub(crate) fn add_live_many(&mut self, blocks: usize, bytes: usize) {
+        self.live_bytes += bytes;
+        self.live_blocks += blocks;
+        self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+    }
+
+    /// `blocks` blocks of `bytes` payload bytes in all are freed.
+    pub(crate) fn sub_live_many(&mut self, blocks: usize, bytes: usize) {
+        self.live_bytes -= bytes;
+        self.live_blocks -= blocks;
+    }
+
     pub(crate) fn sub_live(&mut self, n: usize) {
         self.live_bytes -= n;
         self.live_blocks -= 1;

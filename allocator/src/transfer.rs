@@ -14,9 +14,9 @@ use core::ptr;
 /// A run of marked blocks of one class, linked through their first payload word.
 #[derive(Clone, Copy)]
 pub(crate) struct Chain {
-    first: *mut u8,
-    last: *mut u8,
-    len: u32,
+    pub(crate) first: *mut u8,
+    pub(crate) last: *mut u8,
+    pub(crate) len: u32,
 }
 
 impl Chain {

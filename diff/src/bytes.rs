@@ -9,7 +9,7 @@
 //! Layout of the tunables: a byte `m`; `m < 0x80` keeps every default (half of all inputs). Else
 //! bit `i` of `m` says that field `i` follows, in order: `mmap_threshold`, `trim_threshold`,
 //! `top_pad` (numbers drawn from [`CORNERS`]), `trim_delay` (a small count), `dynamic_threshold`
-//! (a byte, odd for on) and `cache_limit` (a small count). A small count is a byte `b`:
+//! (a byte, odd for on), `cache_limit` (a small count) and `fast_lists` (a byte, odd for on). A small count is a byte `b`:
 //! `SMALL_CORNERS[b % len]` below `0x80`, else `b - 0x80`.
 //!
 //! Layout of one op: an opcode byte (`OPCODES[b % 32]`, weighted towards `malloc`, `free` and
@@ -173,6 +173,9 @@ fn tunables(u: &mut Unstructured<'_>) -> Tunables {
     if has(5) {
         t.cache_limit = Some(small(u));
     }
+    if has(6) {
+        t.fast_lists = Some(byte(u) % 2 == 1);
+    }
     t
 }
 
@@ -313,6 +316,7 @@ fn put_tunables(out: &mut Vec<u8>, t: &Tunables) {
         t.trim_delay.is_some(),
         t.dynamic_threshold.is_some(),
         t.cache_limit.is_some(),
+        t.fast_lists.is_some(),
     ];
     if !fields.contains(&true) {
         out.push(0);
@@ -337,6 +341,9 @@ fn put_tunables(out: &mut Vec<u8>, t: &Tunables) {
     }
     if let Some(v) = t.cache_limit {
         put_small(out, v);
+    }
+    if let Some(on) = t.fast_lists {
+        out.push(u8::from(on));
     }
 }
 
@@ -503,6 +510,7 @@ mod tests {
                 trim_delay: Some(50),
                 dynamic_threshold: Some(false),
                 cache_limit: Some(1),
+                fast_lists: Some(false),
             },
         );
         assert_eq!(decode(&encode(&t), Dialect::Threads), t);

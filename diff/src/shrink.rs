@@ -76,13 +76,14 @@ impl<K: PartialEq> Shrinker<'_, K> {
     /// Puts each tunable back to its default, one at a time.
     fn default_tunables(&mut self) -> bool {
         let mut changed = false;
-        let clears: [fn(&mut Tunables); 6] = [
+        let clears: [fn(&mut Tunables); 7] = [
             |t| t.mmap_threshold = None,
             |t| t.trim_threshold = None,
             |t| t.top_pad = None,
             |t| t.trim_delay = None,
             |t| t.dynamic_threshold = None,
             |t| t.cache_limit = None,
+            |t| t.fast_lists = None,
         ];
         for clear in clears {
             let mut config = self.best.config;

@@ -17,8 +17,8 @@
 //! ```
 //!
 //! The `config` header line sets the trace's [`Tunables`]: `mmap_threshold`, `trim_threshold`,
-//! `top_pad` (NUMBERs), `trim_delay`, `cache_limit` (small counts) and `dynamic_threshold`
-//! (`on`/`off`), e.g. `config mmap_threshold=4096 top_pad=0 trim_delay=0 cache_limit=1`.
+//! `top_pad` (NUMBERs), `trim_delay`, `cache_limit` (small counts), `dynamic_threshold` and
+//! `fast_lists` (`on`/`off`), e.g. `config mmap_threshold=4096 top_pad=0 trim_delay=0 cache_limit=1`.
 //! Unnamed tunables keep glibc's defaults; values beyond a tunable's range are an error.
 //!
 //! CS:APP malloc-lab trace files replay unchanged: their header (up to four lines holding one
@@ -204,22 +204,22 @@ fn parse_config(words: &[&str]) -> Result<Tunables, String> {
             "top_pad" => t.top_pad = size(tunables::MAX_TOP_PAD)?,
             "trim_delay" => t.trim_delay = Some(count(tunables::MAX_TRIM_DELAY, 0)?),
             "cache_limit" => t.cache_limit = Some(count(tunables::MAX_CACHE_LIMIT, 1)?),
-            "dynamic_threshold" => {
-                t.dynamic_threshold = Some(match value {
+            "dynamic_threshold" | "fast_lists" => {
+                let on = match value {
                     "on" | "1" | "true" => true,
                     "off" | "0" | "false" => false,
-                    _ => {
-                        return Err(format!(
-                            "dynamic_threshold is on or off, not `{}`",
-                            shorten(value)
-                        ))
-                    }
-                })
+                    _ => return Err(format!("{name} is on or off, not `{}`", shorten(value))),
+                };
+                if name == "fast_lists" {
+                    t.fast_lists = Some(on);
+                } else {
+                    t.dynamic_threshold = Some(on);
+                }
             }
             _ => {
                 return Err(format!(
                     "unknown tunable `{}` (mmap_threshold, trim_threshold, top_pad, trim_delay, \
-                     dynamic_threshold, cache_limit)",
+                     dynamic_threshold, cache_limit, fast_lists)",
                     shorten(name)
                 ))
             }
@@ -260,6 +260,9 @@ impl fmt::Display for ConfigLine<'_> {
         }
         if let Some(v) = t.cache_limit {
             write!(f, " cache_limit={v}")?;
+        }
+        if let Some(on) = t.fast_lists {
+            write!(f, " fast_lists={}", if on { "on" } else { "off" })?;
         }
         Ok(())
     }
@@ -706,11 +709,13 @@ mod tests {
             trim_delay: Some(0),
             dynamic_threshold: Some(false),
             cache_limit: Some(1),
+            fast_lists: Some(false),
             ..Tunables::default()
         });
         let text = t.to_string();
         assert!(text.starts_with(
-            "config mmap_threshold=4096 top_pad=0 trim_delay=0 dynamic_threshold=off cache_limit=1\n"
+            "config mmap_threshold=4096 top_pad=0 trim_delay=0 dynamic_threshold=off cache_limit=1 \
+             fast_lists=off\n"
         ));
         assert_eq!(parse(&text).unwrap(), t);
     }

@@ -1,4 +1,5 @@
-//! Tunables a trace chooses: the heap's thresholds and pads and the thread caches' limit.
+//! Tunables a trace chooses: the heap's thresholds and pads, the thread caches' limit and whether
+//! the heap keeps fast lists.
 //!
 //! A trace carries its [`Tunables`] with it (the text header line `config mmap_threshold=4096
 //! top_pad=0 ...`, or the first bytes of a fuzz input), so a failure that needs a particular
@@ -48,6 +49,8 @@ pub struct Tunables {
     pub dynamic_threshold: Option<bool>,
     /// [`Config::cache_limit`], `1..=MAX_CACHE_LIMIT`.
     pub cache_limit: Option<u8>,
+    /// [`Config::fast_lists`].
+    pub fast_lists: Option<bool>,
 }
 
 impl Tunables {
@@ -69,6 +72,7 @@ impl Tunables {
             trim_delay: self.trim_delay.map(|v| v.min(MAX_TRIM_DELAY)),
             dynamic_threshold: self.dynamic_threshold,
             cache_limit: self.cache_limit.map(|v| v.clamp(1, MAX_CACHE_LIMIT)),
+            fast_lists: self.fast_lists,
         }
     }
 
@@ -85,6 +89,7 @@ impl Tunables {
             trim_delay: self.trim_delay.map_or(base.trim_delay, u32::from),
             dynamic_threshold: self.dynamic_threshold.unwrap_or(base.dynamic_threshold),
             cache_limit: self.cache_limit.map_or(base.cache_limit, u32::from),
+            fast_lists: self.fast_lists.unwrap_or(base.fast_lists),
         }
     }
 

@@ -5,7 +5,7 @@ use tagalloc::Config;
 
 #[test]
 fn split_leaves_a_free_remainder_and_malloc_reuses_it() {
-    let mut h = heap();
+    let mut h = coalescing_heap();
     let a = m(&mut h, 100);
     let b = m(&mut h, 100);
     // b follows a directly: a's block is 112 + 8 header -> 112 bytes of block.
@@ -20,7 +20,7 @@ fn split_leaves_a_free_remainder_and_malloc_reuses_it() {
 
 #[test]
 fn no_sliver_smaller_than_the_minimum_block() {
-    let mut h = heap();
+    let mut h = coalescing_heap();
     let a = m(&mut h, 40); // 48-byte block
     let _guard = m(&mut h, 8);
     f(&mut h, a);
@@ -31,7 +31,7 @@ fn no_sliver_smaller_than_the_minimum_block() {
 
 #[test]
 fn free_coalesces_with_the_next_block() {
-    let mut h = heap();
+    let mut h = coalescing_heap();
     let a = m(&mut h, 100);
     let b = m(&mut h, 100);
     let _guard = m(&mut h, 100);
@@ -43,7 +43,7 @@ fn free_coalesces_with_the_next_block() {
 
 #[test]
 fn free_coalesces_with_the_previous_block() {
-    let mut h = heap();
+    let mut h = coalescing_heap();
     let a = m(&mut h, 100);
     let b = m(&mut h, 100);
     let _guard = m(&mut h, 100);
@@ -54,7 +54,7 @@ fn free_coalesces_with_the_previous_block() {
 
 #[test]
 fn free_coalesces_with_both_neighbours() {
-    let mut h = heap();
+    let mut h = coalescing_heap();
     let a = m(&mut h, 100);
     let b = m(&mut h, 100);
     let c = m(&mut h, 100);
@@ -136,7 +136,7 @@ fn realloc_of_a_large_chunk_remaps_and_keeps_data() {
 
 #[test]
 fn realloc_grows_into_a_free_neighbour_and_shrinks_in_place() {
-    let mut h = heap();
+    let mut h = coalescing_heap();
     let a = m(&mut h, 100);
     let b = m(&mut h, 300);
     let _guard = m(&mut h, 8);

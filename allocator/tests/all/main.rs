@@ -3,6 +3,7 @@
 
 mod blocks;
 mod edges;
+mod fast;
 mod faults;
 mod misuse;
 mod random;
@@ -13,6 +14,18 @@ use tagalloc::{Config, Heap};
 /// A heap over a 32 MiB simulated break with glibc's thresholds.
 pub(crate) fn heap() -> Heap<Sim> {
     Heap::new(Sim::new(32 << 20))
+}
+
+/// A heap over a 32 MiB simulated break with glibc's thresholds and no fast lists: every free
+/// coalesces at once, as the tests of the boundary-tag core expect.
+pub(crate) fn coalescing_heap() -> Heap<Sim> {
+    Heap::with_config(
+        Sim::new(32 << 20),
+        Config {
+            fast_lists: false,
+            ..Config::DEFAULT
+        },
+    )
 }
 
 /// A heap with small thresholds, so tests reach the mmap and trim paths with small blocks.

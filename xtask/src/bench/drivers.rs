@@ -21,6 +21,9 @@ pub const DRIVERS: &[&str] = &[
     "large",
     "larson",
     "xmalloc",
+    "batch",
+    "pool",
+    "loops",
     "replay",
 ];
 

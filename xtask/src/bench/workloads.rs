@@ -3,7 +3,10 @@
 //! Three families, all ours but modelled on the standard allocator benchmarks:
 //! - synthetic drivers, C programs in `xtask/bench/` compiled with `gcc -O2 -pthread` into
 //!   `target/bench/bin/` (`cfrac`, `alloctest`, `realloc`, `large`, and `larson`/`xmalloc` at 1 and
-//!   2 threads);
+//!   2 threads; the shapes the standard suite found us slow on: `batch` (sh6bench/sh8bench: large
+//!   batches of small blocks freed LIFO, FIFO, at random, and across 2 threads), `pool` (rptest:
+//!   runs of a pool of variable-size blocks recycled by 1 or 2 threads) and `loops` (glibc's
+//!   bench-malloc-simple and bench-malloc-thread loops));
 //! - trace replays through the `replay` driver (see [`super::traces`]);
 //! - real programs: a Python script building and sorting strings and dicts, `sort` over a
 //!   generated file, and `gcc -O2` compiling a generated C file, with the generators that the
@@ -58,6 +61,8 @@ enum Kind {
     Driver {
         driver: &'static str,
         args: Vec<(&'static str, u64)>,
+        /// Arguments whose value is a word (`order=lifo`).
+        words: Vec<(&'static str, &'static str)>,
     },
     /// The replay driver over a trace.
     Replay(TraceFile),
@@ -95,7 +100,11 @@ pub fn catalog(scale: Scale, traces: Vec<TraceFile>) -> Vec<Workload> {
         about: about.to_string(),
         family: Family::Synthetic,
         quick,
-        kind: Kind::Driver { driver, args },
+        kind: Kind::Driver {
+            driver,
+            args,
+            words: vec![],
+        },
     };
     let mut w = vec![
         driver(
@@ -164,6 +173,73 @@ pub fn catalog(scale: Scale, traces: Vec<TraceFile>) -> Vec<Workload> {
             vec![("threads", threads), ("blocks", s(3_000_000, 1_500_000))],
         ));
     }
+    for order in ["lifo", "fifo", "random"] {
+        w.push(driver(
+            &format!("batch-{order}"),
+            &format!(
+                "sh6bench-like: batches of 20000 blocks of 1-512 B, freed in {} order",
+                order.to_uppercase()
+            ),
+            order == "random",
+            "batch",
+            vec![("blocks", s(6_000_000, 3_000_000)), ("batch", 20_000)],
+        ));
+        if let Some(Workload {
+            kind: Kind::Driver { words, .. },
+            ..
+        }) = w.last_mut()
+        {
+            words.push(("order", order));
+        }
+    }
+    w.push(driver(
+        "batch-2t",
+        "sh8bench-like: 2 threads allocate batches of 20000 blocks, each frees the other's",
+        true,
+        "batch",
+        vec![
+            ("threads", 2),
+            ("blocks", s(6_000_000, 3_000_000)),
+            ("batch", 20_000),
+        ],
+    ));
+    for threads in [1, 2] {
+        w.push(driver(
+            &format!("pool-{threads}t"),
+            &format!(
+                "rptest-like: {threads} thread(s) recycle runs of a pool of 8192 blocks of 16 B-16 KiB{}",
+                if threads == 2 { ", swapping runs" } else { "" }
+            ),
+            threads == 2,
+            "pool",
+            vec![("threads", threads), ("steps", s(4_000_000, 2_000_000))],
+        ));
+    }
+    w.push(driver(
+        "glibc-simple",
+        "bench-malloc-simple-like: 25-1600 blocks of 16-1024 B allocated, then freed",
+        true,
+        "loops",
+        vec![("blocks", s(20_000_000, 10_000_000))],
+    ));
+    for threads in [1, 2] {
+        w.push(driver(
+            &format!("glibc-thread-{threads}t"),
+            &format!(
+                "bench-malloc-thread-like: {threads} thread(s) replace random blocks of 8 B-32 KiB in sets of 400"
+            ),
+            threads == 2,
+            "loops",
+            vec![("threads", threads), ("blocks", s(8_000_000, 4_000_000))],
+        ));
+        if let Some(Workload {
+            kind: Kind::Driver { words, .. },
+            ..
+        }) = w.last_mut()
+        {
+            words.push(("mode", "thread"));
+        }
+    }
     for trace in traces {
         w.push(Workload {
             name: format!("replay-{}", trace.name),
@@ -225,10 +301,16 @@ impl Workload {
             stdin: None,
         };
         Ok(match &self.kind {
-            Kind::Driver { driver, args } => plain(
+            Kind::Driver {
+                driver,
+                args,
+                words,
+            } => plain(
                 paths.bin.join(driver),
                 args.iter()
-                    .map(|(k, v)| format!("{k}={v}").into())
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .chain(words.iter().map(|(k, v)| format!("{k}={v}")))
+                    .map(OsString::from)
                     .collect(),
                 vec![],
             ),
