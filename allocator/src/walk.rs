@@ -501,11 +501,12 @@ mod tests {
     #[test]
     fn the_local_check_sees_a_broken_footer_next_to_the_touched_block() {
         let mut h = Heap::new(Sim::new(1 << 20));
-        let a = h.malloc(100).unwrap().as_ptr() as usize;
-        let b = h.malloc(200).unwrap().as_ptr() as usize;
-        let c = h.malloc(300).unwrap().as_ptr() as usize;
-        let d = h.malloc(400).unwrap().as_ptr() as usize;
-        let last = h.malloc(500).unwrap().as_ptr() as usize;
+        // Blocks above the fast lists' sizes, so that the free below coalesces and writes tags.
+        let a = h.malloc(1100).unwrap().as_ptr() as usize;
+        let b = h.malloc(1200).unwrap().as_ptr() as usize;
+        let c = h.malloc(1300).unwrap().as_ptr() as usize;
+        let d = h.malloc(1400).unwrap().as_ptr() as usize;
+        let last = h.malloc(1500).unwrap().as_ptr() as usize;
         // SAFETY: b is live and freed once.
         unsafe { h.free(b as *mut u8).unwrap() };
         let near = [Near {
