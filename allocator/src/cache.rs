@@ -582,7 +582,7 @@ impl ThreadCache {
 /// Invariant 10 for one cached block `p` of `class`: it lies in the break range `[lo, hi)`, its
 /// header says it is an allocated (not mapped) block of the class's size, and it carries the mark.
 /// Nothing is read at `p` before it is known to lie in the range.
-fn check_cached(p: *mut u8, class: usize, lo: usize, hi: usize) -> Result<(), Corruption> {
+fn check_cached(p: *mut u8, class: usize, owns: Owns) -> Result<(), Corruption> {
     let broken = |what| {
         Err(Corruption {
             invariant: 10,
@@ -591,10 +591,10 @@ fn check_cached(p: *mut u8, class: usize, lo: usize, hi: usize) -> Result<(), Co
         })
     };
     let a = p as usize;
-    if a % 16 != 0 || a < lo.saturating_add(16) || a.saturating_add(16) > hi {
-        return broken("a cached block outside the heap's break range");
+    if a % 16 != 0 || a < 16 || !owns(a - 8, 24) {
+        return broken("a cached block outside the heap's segments");
     }
-    // SAFETY: a - 8 .. a + 16 lies inside the break range, which is mapped.
+    // SAFETY: a - 8 .. a + 16 lies inside the heap's segments, which are mapped.
     let word = unsafe { p.sub(8).cast::<u64>().read() };
     let Some(t) = Tag::decode(a - 8, word) else {
         return broken("a cached block's header fails its check");
@@ -615,18 +615,21 @@ fn check_cached(p: *mut u8, class: usize, lo: usize, hi: usize) -> Result<(), Co
     Ok(())
 }
 
+/// Whether `[addr, addr + len)` lies inside the heap's segments (`Heap::owns`, asked under the
+/// heap's lock): what the cache checks test a cached block's words against before reading them.
+pub(crate) type Owns<'a> = &'a dyn Fn(usize, usize) -> bool;
+
 /// Walks `len` blocks of a list from `first`, checking each; returns the last one visited.
 pub(crate) fn check_list(
     first: *mut u8,
     len: usize,
     class: usize,
-    lo: usize,
-    hi: usize,
+    owns: Owns,
 ) -> Result<*mut u8, Corruption> {
     let mut p = first;
     let mut last = ptr::null_mut();
     for _ in 0..len {
-        check_cached(p, class, lo, hi)?;
+        check_cached(p, class, owns)?;
         last = p;
         // SAFETY: p is a checked cached block: its first word is its link.
         p = unsafe { link::load(p) };
@@ -637,7 +640,7 @@ pub(crate) fn check_list(
 impl ThreadCache {
     /// Invariant 10 over this cache: every list holds exactly `counts[class]` checked blocks of
     /// its class, within its limit, and ends there.
-    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
+    pub(crate) fn check(&self, owns: Owns) -> Result<(), Corruption> {
         for class in 0..CLASSES {
             let n = self.counts[class];
             if n > self.limits[class] {
@@ -647,7 +650,7 @@ impl ThreadCache {
                     what: "a thread cache class holds more blocks than its limit",
                 });
             }
-            let last = check_list(self.heads[class], n as usize, class, lo, hi)?;
+            let last = check_list(self.heads[class], n as usize, class, owns)?;
             let end = if n == 0 {
                 self.heads[class]
             } else {

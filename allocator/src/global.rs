@@ -247,10 +247,17 @@ impl<S: Source + Send> LockedHeap<S> {
         if !self.caching() {
             return Ok(());
         }
-        // The break range only grows while the caches are looked at; their blocks lie below it.
-        let (lo, hi) = self.with(|h| h.break_range());
-        cache::with(|c| c.check(lo, hi))?;
-        self.with_central(|central| central.check(lo, hi))
+        // Both locks held, in the fork handler's order (the transfer cache's, then the heap's), so
+        // the segments do not change while the cached blocks are tested against them: a refill
+        // takes blocks from mapped segments too when the break cannot grow (a hard brk limit,
+        // valgrind's client break).
+        self.with_central(|central| {
+            self.with(|h| {
+                let owns = |a: usize, len: usize| h.owns(a, len);
+                cache::with(|c| c.check(&owns))?;
+                central.check(&owns)
+            })
+        })
     }
 
     /// Calls `f` with the payload of every block in the calling thread's cache and in the

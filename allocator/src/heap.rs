@@ -42,7 +42,8 @@
 //! 9. Memory past the fresh frontier of the newest segment reads as zero (what lets `calloc` skip
 //!    clearing memory fresh from the OS).
 //! 10. Every block in a thread cache or the transfer cache of a [`LockedHeap`](crate::LockedHeap)
-//!     is an allocated block of a break segment, of its list's size class (or up to one sliver
+//!     is an allocated block of a segment (a break segment, or a mapped one when the break cannot
+//!     grow), of its list's size class (or up to one sliver
 //!     larger, as a refill may take it), carrying the cached mark; every list holds exactly its
 //!     count of blocks, within its limit (checked by
 //!     [`LockedHeap::check`](crate::LockedHeap::check), for the calling thread's cache).

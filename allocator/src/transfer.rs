@@ -6,7 +6,7 @@
 //! (`crate::cache`, whose checks these functions use). Its blocks stay marked (a second free of
 //! one is still a double free) and allocated to the heap.
 
-use crate::cache::{check_list, follow, shared, Follow, Range, CLASSES};
+use crate::cache::{check_list, follow, shared, Follow, Owns, Range, CLASSES};
 use crate::link;
 use crate::walk::Corruption;
 use core::ptr;
@@ -170,10 +170,10 @@ impl Central {
 impl Central {
     /// Invariant 10 over the transfer cache: each batch holds `len` checked blocks of its class
     /// and ends at its recorded last block.
-    pub(crate) fn check(&self, lo: usize, hi: usize) -> Result<(), Corruption> {
+    pub(crate) fn check(&self, owns: Owns) -> Result<(), Corruption> {
         for class in 0..CLASSES {
             for chain in &self.chains[class][..self.counts[class]] {
-                let last = check_list(chain.first, chain.len as usize, class, lo, hi)?;
+                let last = check_list(chain.first, chain.len as usize, class, owns)?;
                 if chain.len == 0 || last != chain.last {
                     return Err(Corruption {
                         invariant: 10,

@@ -251,7 +251,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As for `realloc`.
-#[inline]
+#[inline(always)]
 unsafe fn realloc_any(p: *mut c_void, size: usize) -> *mut c_void {
     if trace::on() {
         let mut c = trace::enter();
