@@ -425,9 +425,14 @@ pub(crate) fn ensure_key() {
     }
 }
 
+/// The mark key: the kernel's `AT_RANDOM` bytes mixed with an address (under Miri, which has no
+/// `getauxval`, the address alone: the key only has to be non-zero and fixed for the process).
 fn random_key() -> usize {
+    #[cfg(not(miri))]
     // SAFETY: AT_RANDOM points at 16 random bytes the kernel gave the process.
     let bytes = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
+    #[cfg(miri)]
+    let bytes: *const u8 = ptr::null();
     let mut k = 0x9E37_79B9_7F4A_7C15usize;
     if !bytes.is_null() {
         // SAFETY: 16 readable bytes (above); read 8 of the second half, unaligned.

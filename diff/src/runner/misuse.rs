@@ -188,8 +188,11 @@ impl<B: Backend> Runner<B> {
                     return Ok(Step::new(Outcome::Misuse));
                 }
                 Reply::Ptr(p) => {
+                    // Its extent is what was asked: the freed block's usable size says nothing
+                    // of this one (it may come from another class, the damaged block untouched).
                     let got = Block {
                         addr: p.as_ptr() as usize,
+                        usable: None,
                         ..b
                     };
                     if let Some((_, live)) = self.shadow.overlapping(&got) {
