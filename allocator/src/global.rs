@@ -247,6 +247,9 @@ impl<S: Source + Send> LockedHeap<S> {
         if !self.caching() {
             return Ok(());
         }
+        // A stale cache is reset first, outside the locks (the reset's `pthread_setspecific` may
+        // allocate).
+        cache::with(|_| ());
         // Both locks held, in the fork handler's order (the transfer cache's, then the heap's), so
         // the segments do not change while the cached blocks are tested against them: a refill
         // takes blocks from mapped segments too when the break cannot grow (a hard brk limit,
