@@ -215,8 +215,16 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
 unsafe fn call<S: TestSource + Send>(h: &Heap<S>, req: Request) -> Reply {
     let block = |r: Result<NonNull<u8>, Error>| r.map_or_else(failed, Reply::Ptr);
     match req {
-        Request::Malloc { size } => block(h.malloc(size)),
-        Request::Calloc { count, size } => block(h.calloc(count, size)),
+        // The entry points the preload library and `GlobalAlloc` use: the cache-hit path first,
+        // then the full call on a miss.
+        Request::Malloc { size } => match NonNull::new(h.malloc_cached(size)) {
+            Some(p) => Reply::Ptr(p),
+            None => block(h.malloc(size)),
+        },
+        Request::Calloc { count, size } => match NonNull::new(h.calloc_cached(count, size)) {
+            Some(p) => Reply::Ptr(p),
+            None => block(h.calloc(count, size)),
+        },
         // SAFETY: tagalloc detects and reports pointers it did not hand out.
         Request::Realloc { ptr, size } => match unsafe { h.realloc(ptr, size) } {
             Ok(Some(p)) => Reply::Ptr(p),
@@ -224,6 +232,8 @@ unsafe fn call<S: TestSource + Send>(h: &Heap<S>, req: Request) -> Reply {
             Err(e) => failed(e),
         },
         // SAFETY: as for realloc.
+        Request::Free { ptr } if !ptr.is_null() && unsafe { h.free_cached(ptr) } => Reply::Done,
+        // SAFETY: as for realloc (`free_cached` did nothing).
         Request::Free { ptr } => match unsafe { h.free(ptr) } {
             Ok(()) => Reply::Done,
             Err(e) => failed(e),
