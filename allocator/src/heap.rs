@@ -375,7 +375,9 @@ impl<S: Source> Heap<S> {
     }
 
     /// Unlinks free block `b` of `size` bytes, after checking both its links (a use after free
-    /// overwrites them) and that they point back at it.
+    /// overwrites them) and that they point back at it. Inlined: `realloc`'s growth in place
+    /// calls it for nearly every block it grows into.
+    #[inline(always)]
     fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
         // SAFETY: b is a free block of `size` bytes (checked by the caller's tag check).
         let (n, p) = unsafe { (binning::next(b), binning::prev(b)) };

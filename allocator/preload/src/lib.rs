@@ -237,14 +237,26 @@ fn realloc_result(r: Result<Option<NonNull<u8>>, Error>) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if size == 0 && !p.is_null() {
-        let saved = os::errno();
         // SAFETY: forwarded contract.
-        let r = unsafe { realloc_any(p, size) };
-        os::set_errno(saved);
-        return r;
+        return unsafe { realloc_to_free(p) };
     }
     // SAFETY: forwarded contract.
     unsafe { realloc_any(p, size) }
+}
+
+/// `realloc(p, 0)` of a non-null `p`: a `free`, which never changes `errno`. Out of line, so the
+/// common path saves no registers for it.
+///
+/// # Safety
+/// As for `realloc`.
+#[cold]
+#[inline(never)]
+unsafe fn realloc_to_free(p: *mut c_void) -> *mut c_void {
+    let saved = os::errno();
+    // SAFETY: forwarded contract.
+    let r = unsafe { realloc_any(p, 0) };
+    os::set_errno(saved);
+    r
 }
 
 /// `realloc` proper.
