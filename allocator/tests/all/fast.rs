@@ -103,3 +103,17 @@ fn with_fast_lists_off_every_free_coalesces() {
         "the freed block was split for another size"
     );
 }
+
+#[test]
+fn a_block_realloc_moves_out_of_is_freed_for_real() {
+    let mut h = heap();
+    let a = m(&mut h, 100);
+    let _b = m(&mut h, 100); // a cannot grow in place
+                             // SAFETY: a is live; the realloc's result replaces it.
+    let q = unsafe { h.realloc(a, 300) }.unwrap().unwrap().as_ptr();
+    assert_ne!(q, a);
+    // On a fast list a's old block would take only its own size back; freed for real, it is
+    // split for a smaller one.
+    assert_eq!(m(&mut h, 40), a, "the vacated block waits on a fast list");
+    walk(&h);
+}

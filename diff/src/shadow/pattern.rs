@@ -135,15 +135,42 @@ const STEP: usize = 4;
 // `digest` folds a step's four words by hand.
 const _: () = assert!(STEP == 4);
 
-/// Splits `range` into its unaligned head, the whole words (as word indices) in steps of
-/// [`STEP`], and the rest (tail bytes and words short of a step).
-fn split(range: &Range<usize>) -> (Range<usize>, Range<usize>, Range<usize>) {
-    let first = range.start.div_ceil(8).min(range.end / 8);
-    let words = (range.end / 8).saturating_sub(first) / STEP * STEP;
-    let head = range.start..(first * 8).max(range.start);
-    let body = first..first + words;
-    let tail = ((first + words) * 8).max(head.end)..range.end;
-    (head, body, tail)
+/// A range of offsets in the pieces the loops take: the bytes before the first whole word, whole
+/// words (as word indices) in steps of [`STEP`], the whole words short of a step, and the bytes
+/// after the last whole word. The loops over them are plain index loops: an iterator adaptor
+/// (`chain`, `find`) adds a traced comparison of its own state per byte in a fuzz build, and
+/// small blocks are mostly head and tail.
+struct Parts {
+    head: Range<usize>,
+    steps: Range<usize>,
+    words: Range<usize>,
+    tail: Range<usize>,
+}
+
+fn parts(range: &Range<usize>) -> Parts {
+    let first = range.start.div_ceil(8);
+    let last = range.end / 8;
+    if first >= last {
+        return Parts {
+            head: range.clone(),
+            steps: 0..0,
+            words: 0..0,
+            tail: 0..0,
+        };
+    }
+    let stepped = first + (last - first) / STEP * STEP;
+    Parts {
+        head: range.start..first * 8,
+        steps: first..stepped,
+        words: stepped..last,
+        tail: last * 8..range.end,
+    }
+}
+
+/// Byte `i` of the little-endian word `w`.
+#[inline(always)]
+fn byte_of(w: u64, i: usize) -> u8 {
+    (w >> (8 * (i % 8))) as u8
 }
 
 /// Writes the pattern over `range` of the block at `base`.
@@ -152,18 +179,34 @@ fn split(range: &Range<usize>) -> (Range<usize>, Range<usize>, Range<usize>) {
 ///
 /// `base + range` must be writable memory owned by the caller.
 pub unsafe fn fill(base: *mut u8, seed: u64, range: Range<usize>) {
-    let (head, body, tail) = split(&range);
-    for i in head.chain(tail) {
-        // SAFETY: i lies inside the range the caller vouches for.
-        unsafe { base.add(i).write(byte_at(seed, i)) };
+    let p = parts(&range);
+    for bytes in [p.head, p.tail] {
+        let mut i = bytes.start;
+        while i < bytes.end {
+            // SAFETY: i lies inside the range the caller vouches for.
+            unsafe { base.add(i).write(byte_of(mix(seed, (i / 8) as u64), i)) };
+            i += 1;
+        }
     }
-    for k in body.step_by(STEP) {
+    let mut k = p.steps.start;
+    while k < p.steps.end {
         let w: [u64; STEP] = std::array::from_fn(|j| mix(seed, (k + j) as u64).to_le());
         // SAFETY: the STEP words at word k lie inside the range the caller vouches for.
         unsafe {
             base.add(k * 8)
                 .copy_from_nonoverlapping(w.as_ptr().cast(), 8 * STEP)
         };
+        k += STEP;
+    }
+    let mut k = p.words.start;
+    while k < p.words.end {
+        // SAFETY: word k lies inside the range the caller vouches for.
+        unsafe {
+            base.add(k * 8)
+                .cast::<u64>()
+                .write_unaligned(mix(seed, k as u64).to_le())
+        };
+        k += 1;
     }
 }
 
@@ -178,34 +221,84 @@ pub unsafe fn mismatch(
     seed: Option<u64>,
     range: Range<usize>,
 ) -> Option<(usize, u8, u8)> {
-    let expected = |i: usize| seed.map_or(0, |s| byte_at(s, i));
-    let byte_by_byte = |r: Range<usize>| {
+    // One loop per kind of expectation, so that no loop tests `seed` at every word.
+    match seed {
+        // SAFETY: forwarded contract.
+        Some(s) => unsafe { mismatch_with(base, range, |k| mix(s, k)) },
+        // SAFETY: forwarded contract.
+        None => unsafe { mismatch_with(base, range, |_| 0) },
+    }
+}
+
+/// [`mismatch`] against the words `want(word index)` (native values, stored little-endian).
+///
+/// # Safety
+///
+/// As for [`mismatch`].
+#[inline(always)]
+unsafe fn mismatch_with(
+    base: *const u8,
+    range: Range<usize>,
+    want: impl Fn(u64) -> u64,
+) -> Option<(usize, u8, u8)> {
+    let p = parts(&range);
+    // The loops only fold differences; the offending byte is searched for once one shows.
+    let first_bad = |r: Range<usize>| {
         r.map(|i| {
             // SAFETY: i lies inside the range the caller vouches for.
-            (i, unsafe { base.add(i).read() }, expected(i))
+            (
+                i,
+                unsafe { base.add(i).read() },
+                byte_of(want((i / 8) as u64), i),
+            )
         })
-        .find(|&(_, found, want)| found != want)
+        .find(|&(_, found, expected)| found != expected)
     };
-    let (head, body, tail) = split(&range);
-    if let Some(m) = byte_by_byte(head) {
-        return Some(m);
+    let mut differ = 0u64;
+    for bytes in [p.head.clone(), p.tail.clone()] {
+        let mut i = bytes.start;
+        while i < bytes.end {
+            // SAFETY: i lies inside the range the caller vouches for.
+            let got = unsafe { base.add(i).read() };
+            differ |= u64::from(got ^ byte_of(want((i / 8) as u64), i));
+            i += 1;
+        }
     }
-    for k in body.step_by(STEP) {
+    if differ != 0 {
+        if let Some(m) = first_bad(p.head.clone()) {
+            return Some(m);
+        }
+    }
+    let mut k = p.steps.start;
+    while k < p.steps.end {
         let mut w = [0u64; STEP];
         // SAFETY: the STEP words at word k lie inside the range the caller vouches for.
         unsafe {
             base.add(k * 8)
                 .copy_to_nonoverlapping(w.as_mut_ptr().cast(), 8 * STEP)
         };
-        let mut differ = 0;
+        let mut d = 0;
         for (j, &got) in w.iter().enumerate() {
-            differ |= got ^ seed.map_or(0, |s| mix(s, (k + j) as u64).to_le());
+            d |= got ^ want((k + j) as u64).to_le();
         }
-        if differ != 0 {
-            return byte_by_byte(k * 8..(k + STEP) * 8);
+        if d != 0 {
+            return first_bad(k * 8..(k + STEP) * 8);
         }
+        k += STEP;
     }
-    byte_by_byte(tail)
+    let mut k = p.words.start;
+    while k < p.words.end {
+        // SAFETY: word k lies inside the range the caller vouches for.
+        let got = unsafe { base.add(k * 8).cast::<u64>().read_unaligned() };
+        if got != want(k as u64).to_le() {
+            return first_bad(k * 8..k * 8 + 8);
+        }
+        k += 1;
+    }
+    if differ != 0 {
+        return first_bad(p.tail);
+    }
+    None
 }
 
 /// A digest of the bytes in `ranges` of the block at `base` (to compare contents across backends).
@@ -217,14 +310,18 @@ pub unsafe fn digest(base: *const u8, ranges: &[Range<usize>]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut add = |v: u64| h = (h ^ v).wrapping_mul(0x100_0000_01b3);
     for r in ranges {
-        // Whole words in steps of STEP, as `mismatch` reads them (a comparison per byte here was
-        // a traced comparison per byte in a fuzz build).
-        let (head, body, tail) = split(r);
-        for i in head.chain(tail) {
-            // SAFETY: the caller vouches for every offset of every range.
-            add(u64::from(unsafe { base.add(i).read() }));
+        // In the pieces `mismatch` reads, for the same reason.
+        let p = parts(r);
+        for bytes in [p.head, p.tail] {
+            let mut i = bytes.start;
+            while i < bytes.end {
+                // SAFETY: the caller vouches for every offset of every range.
+                add(u64::from(unsafe { base.add(i).read() }));
+                i += 1;
+            }
         }
-        for k in body.step_by(STEP) {
+        let mut k = p.steps.start;
+        while k < p.steps.end {
             let mut w = [0u64; STEP];
             // SAFETY: as above, for the STEP words at word k.
             unsafe {
@@ -232,6 +329,13 @@ pub unsafe fn digest(base: *const u8, ranges: &[Range<usize>]) -> u64 {
                     .copy_to_nonoverlapping(w.as_mut_ptr().cast(), 8 * STEP)
             };
             add(w[0] ^ w[1].rotate_left(16) ^ w[2].rotate_left(32) ^ w[3].rotate_left(48));
+            k += STEP;
+        }
+        let mut k = p.words.start;
+        while k < p.words.end {
+            // SAFETY: as above, for word k.
+            add(unsafe { base.add(k * 8).cast::<u64>().read_unaligned() });
+            k += 1;
         }
     }
     h
@@ -259,6 +363,45 @@ mod tests {
         }
         let below = regions_below(1 << 20, 100);
         assert_eq!((below.len(), below[0].clone()), (1, 0..100));
+    }
+
+    #[test]
+    fn every_changed_byte_of_every_small_range_is_found_first() {
+        // Head, step, single-word and tail pieces in every combination, against byte_at.
+        for start in 0..20 {
+            for end in start..start + 80 {
+                let mut buf = vec![0u8; 128];
+                // SAFETY: buf is ours and 128 bytes long; end < 100.
+                unsafe { fill(buf.as_mut_ptr(), 3, start..end) };
+                for (i, &got) in buf.iter().enumerate() {
+                    let want = if (start..end).contains(&i) {
+                        byte_at(3, i)
+                    } else {
+                        0
+                    };
+                    assert_eq!(got, want, "fill {start}..{end} at {i}");
+                }
+                // SAFETY: as above.
+                let clean = unsafe { mismatch(buf.as_ptr(), Some(3), start..end) };
+                assert_eq!(clean, None, "{start}..{end}");
+                for i in start..end {
+                    let mut bad = buf.clone();
+                    bad[i] ^= 0x10;
+                    bad[end - 1] ^= 0x01; // a later difference must not be reported first
+                    let expect = if i == end - 1 && bad[i] == buf[i] {
+                        None
+                    } else {
+                        Some((i, bad[i], buf[i]))
+                    };
+                    // SAFETY: as above.
+                    let m = unsafe { mismatch(bad.as_ptr(), Some(3), start..end) };
+                    assert_eq!(m, expect, "{start}..{end} changed at {i}");
+                    // SAFETY: as above.
+                    let z = unsafe { mismatch(bad.as_ptr(), None, start..end) };
+                    assert_eq!(z.map(|z| z.0), Some(start), "{start}..{end} against zero");
+                }
+            }
+        }
     }
 
     #[test]
