@@ -36,6 +36,21 @@ pub const fn bin_of(size: usize) -> usize {
     }
 }
 
+/// The sizes `[lo, hi)` of ranged bin `bin` (`bin >= 64`, the first ranged bin: bin 63 is never
+/// used): `bin_of(s) == bin` for every block size `s` (a multiple of 16) above [`EXACT_MAX`] in
+/// that range; the last bin's `hi` is `usize::MAX`.
+#[inline]
+pub const fn bin_range(bin: usize) -> (usize, usize) {
+    let log = 10 + (bin - 64) / 4;
+    let sub = (bin - 64) % 4;
+    let lo = (4 + sub) << (log - 2);
+    if bin == NBINS - 1 {
+        (lo, usize::MAX)
+    } else {
+        (lo, (5 + sub) << (log - 2))
+    }
+}
+
 /// Whether every block in bin `bin` is at least `size` bytes (true for exact bins that match and any
 /// bin above `bin_of(size)`).
 #[inline]
@@ -190,6 +205,30 @@ impl Default for Bins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_ranges_are_the_sizes_bin_of_sends_there() {
+        let mut size = EXACT_MAX + 16;
+        while size < 1 << 40 {
+            let bin = bin_of(size);
+            let (lo, hi) = bin_range(bin);
+            assert!(
+                lo <= size && size < hi,
+                "size {size} bin {bin} range {lo}..{hi}"
+            );
+            size += 16 + size / 64;
+            size &= !15;
+        }
+        for bin in 64..NBINS - 1 {
+            let (lo, hi) = bin_range(bin);
+            assert_eq!(bin_of(hi.max(lo + 16)), bin + 1, "bin {bin}");
+            assert_eq!(bin_of(hi - 16), bin, "bin {bin}");
+            if bin > 64 {
+                assert_eq!(bin_of(lo - 16), bin - 1, "bin {bin}");
+            }
+        }
+        assert_eq!(bin_range(NBINS - 1).1, usize::MAX);
+    }
 
     #[test]
     fn bins_are_monotonic_and_exact_below_1k() {

@@ -17,6 +17,16 @@ pub unsafe fn header(b: *mut u8) -> Option<Tag> {
     Tag::decode(b as usize, word)
 }
 
+/// The tag in the header of block `b` without its check ([`Tag::unchecked`]).
+///
+/// # Safety
+/// As for [`header`].
+#[inline]
+pub unsafe fn header_unchecked(b: *mut u8) -> Tag {
+    // SAFETY: readable and aligned (contract).
+    Tag::unchecked(unsafe { b.cast::<u64>().read() })
+}
+
 /// Writes `tag` as the header of block `b`.
 ///
 /// # Safety

@@ -403,13 +403,17 @@ impl<S: Source> Heap<S> {
             let mut best_size = usize::MAX;
             let mut b = self.bins.head(bin);
             let mut seen = 0;
+            let (lo, hi) = binning::bin_range(bin);
             while !b.is_null() && seen < 8 {
                 // Every block met is checked, so an overwritten one is caught by this malloc
-                // whether or not it would have been chosen: its tag here, its link below before
-                // it is followed (whose target's tag is this check, next time round).
-                let t = self.free_tag(b)?;
+                // whether or not it would have been chosen: its header here, cheaply (free, not
+                // a fence or a chunk, a size of this bin: what any overwrite but a forged header
+                // breaks), its link below before it is followed. The chosen block's header is
+                // then verified whole, check included, before anything relies on it.
+                // SAFETY: b is the bin's head or a checked link: inside the heap's memory.
+                let t = unsafe { block::header_unchecked(b) };
                 let s = t.size();
-                if bin_of(s) != bin {
+                if t.has(USED) || t.has(FENCE) || t.has(MAPPED) || s < lo || s >= hi {
                     return Err(corrupt_free(Call::Malloc, b));
                 }
                 if s >= need && s < best_size {
@@ -428,6 +432,9 @@ impl<S: Source> Heap<S> {
                 seen += 1;
             }
             if !best.is_null() {
+                if self.free_tag(best)?.size() != best_size {
+                    return Err(corrupt_free(Call::Malloc, best));
+                }
                 self.unlink(best, best_size, Call::Malloc)?;
                 return Ok(Some(best));
             }

@@ -99,6 +99,13 @@ impl Tag {
         bits.wrapping_sub(size as u64 | USED) & !16 == 0
     }
 
+    /// The tag bits of `word` without verifying its check: only for choosing among blocks whose
+    /// chosen one is then read with [`decode`](Tag::decode) before anything relies on it.
+    #[inline]
+    pub const fn unchecked(word: u64) -> Tag {
+        Tag { bits: word & LOW }
+    }
+
     /// The tag stored as `word` at `addr`, or `None` if the word's check does not match.
     #[inline]
     pub const fn decode(addr: usize, word: u64) -> Option<Tag> {
