@@ -19,6 +19,8 @@ pub struct Reserved {
     cap: usize,
     brk: usize,
     committed: usize,
+    /// The highest the break has been since the reservation was made or rewound.
+    high: usize,
 }
 
 // SAFETY: the reservation is owned by this value alone; moving it to another thread moves that
@@ -38,7 +40,30 @@ impl Reserved {
             cap: (cap + PAGE - 1) & !(PAGE - 1),
             brk: 0,
             committed: 0,
+            high: 0,
         }
+    }
+
+    /// How far the break has reached since the reservation was made or last rewound: what
+    /// [`rewind`](Reserved::rewind) zeroes.
+    pub fn high_water(&self) -> usize {
+        self.high
+    }
+
+    /// Empties the break for a new heap and keeps its pages: every byte the break reached is
+    /// zeroed in place (fresh memory must read as zero), and the break goes back to its start. A
+    /// heap made and dropped thousands of times a second (a fuzz target's) then costs a `memset`
+    /// of what it used, not a reservation, page faults on every page it touches and an unmap.
+    ///
+    /// # Safety
+    /// Nothing may use memory of this break any more: the heap over it is gone.
+    pub unsafe fn rewind(&mut self) {
+        if !self.base.is_null() {
+            // SAFETY: [base, base + high) was opened (high <= committed) and is unused (contract).
+            unsafe { ptr::write_bytes(self.base, 0, self.high) };
+        }
+        self.brk = 0;
+        self.high = 0;
     }
 }
 
@@ -81,6 +106,7 @@ unsafe impl Source for Reserved {
         // SAFETY: brk < cap, inside the reservation.
         let start = unsafe { self.base.add(self.brk) };
         self.brk = new_brk;
+        self.high = self.high.max(new_brk);
         Some(Region {
             start: NonNull::new(start)?,
             len,

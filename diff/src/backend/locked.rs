@@ -24,7 +24,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tagalloc::source::{Reserved, Sim};
+use tagalloc::source::Sim;
+
+use super::spare::Spare;
 use tagalloc::{Config, Error, LockedHeap};
 
 use super::tagalloc::{failed, Bounded, TestSource, SIM_CAPACITY};
@@ -84,7 +86,7 @@ struct Worker {
     handle: JoinHandle<()>,
 }
 
-/// tagalloc's locked heap with thread caches, over a private ([`Reserved`]) or simulated
+/// tagalloc's locked heap with thread caches, over a private ([`Spare`]) or simulated
 /// ([`Sim`]) break.
 pub struct LockedBackend<S: TestSource + Send + 'static> {
     heap: Box<Heap<S>>,
@@ -97,10 +99,10 @@ pub struct LockedBackend<S: TestSource + Send + 'static> {
     _caches: MutexGuard<'static, ()>,
 }
 
-impl LockedBackend<Reserved> {
+impl LockedBackend<Spare> {
     /// Over a private break; `threads`: calls go to worker threads.
     pub fn reserved(config: Config, threads: bool) -> Self {
-        let source = Bounded::new(Reserved::new(), FOREIGN_REQUEST_LIMIT);
+        let source = Bounded::new(Spare::take(), FOREIGN_REQUEST_LIMIT);
         Self::new(source, config, threads, Limits::PROCESS)
     }
 }

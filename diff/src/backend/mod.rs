@@ -11,6 +11,7 @@
 pub mod dylib;
 pub mod libc;
 pub mod locked;
+pub mod spare;
 pub mod tagalloc;
 mod under;
 

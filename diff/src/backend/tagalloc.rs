@@ -1,6 +1,6 @@
 //! tagalloc in-process: a fresh [`Heap`] per backend, its heap walker run after every operation.
 //!
-//! The heap sits on a [`Reserved`] private break (an `mmap` reservation) or, for fault injection,
+//! The heap sits on a private break (a [`Spare`]: an `mmap` reservation, kept for the next backend) or, for fault injection,
 //! on a [`Sim`] (a simulated break and mappings taken from the Rust global allocator): never on the real program break, so it
 //! cannot race glibc's `sbrk` in the same process. Either source is wrapped in [`Bounded`], which
 //! refuses (as an OS would) any single request above [`FOREIGN_REQUEST_LIMIT`]: tagalloc still does
@@ -9,12 +9,13 @@
 
 use std::ptr::NonNull;
 
-use tagalloc::source::{Region, Reserved, Sim, Source};
+use tagalloc::source::{Region, Sim, Source};
 use tagalloc::{Call, Config, Error, Heap};
 
 use crate::op::{Dialect, Trace};
 
 use super::locked::LockedBackend;
+use super::spare::Spare;
 
 use super::{
     Backend, Caps, Fault, Limits, Misuse, MisuseCall, MisuseKind, Near, Reply, Request, EINVAL,
@@ -116,16 +117,6 @@ impl TestSource for Sim {
     }
 }
 
-impl TestSource for Reserved {
-    const NAME: &'static str = "tagalloc-reserved";
-    fn inject(&mut self, _: Fault) -> bool {
-        false
-    }
-    fn pending(&self) -> bool {
-        false
-    }
-}
-
 /// tagalloc on its own heap.
 pub struct TagallocBackend<S: TestSource> {
     heap: Heap<Bounded<S>>,
@@ -154,7 +145,7 @@ impl TagallocBackend<Sim> {
     }
 }
 
-impl TagallocBackend<Reserved> {
+impl TagallocBackend<Spare> {
     /// A heap over a private `mmap`-reserved break.
     pub fn reserved() -> Self {
         Self::reserved_with_config(Config::DEFAULT)
@@ -163,14 +154,14 @@ impl TagallocBackend<Reserved> {
     /// As [`TagallocBackend::reserved`], with other thresholds.
     pub fn reserved_with_config(config: Config) -> Self {
         TagallocBackend {
-            heap: Heap::with_config(Bounded::new(Reserved::new(), FOREIGN_REQUEST_LIMIT), config),
+            heap: Heap::with_config(Bounded::new(Spare::take(), FOREIGN_REQUEST_LIMIT), config),
             walk: true,
             limits: Limits::PROCESS,
         }
     }
 }
 
-/// The tagalloc backend a trace of `dialect` needs: a private break ([`Reserved`]: cheap to set
+/// The tagalloc backend a trace of `dialect` needs: a private break ([`Spare`]: cheap to set
 /// up, what tagalloc's `#[global_allocator]` uses), or a simulated one ([`Sim`]) when the trace
 /// injects faults.
 pub fn for_dialect(dialect: Dialect) -> Box<dyn Backend> {
