@@ -14,15 +14,24 @@
 //! The methods return `Result`s; setting `errno` is the C face's business.
 
 use crate::error::{Call, Error};
+use crate::heap::Found;
 use crate::heap::{Heap, PTRDIFF_MAX};
 use crate::os::PAGE;
 use crate::source::Source;
 use crate::tag::ALIGN;
+use crate::track;
 use core::ptr::NonNull;
 
 #[inline]
 fn nonnull(p: *mut u8) -> Result<NonNull<u8>, Error> {
     NonNull::new(p).ok_or(Error::OutOfMemory)
+}
+
+/// A block handed to the caller for `n` bytes (`crate::track`).
+#[inline(always)]
+fn handed(p: *mut u8, n: usize) -> *mut u8 {
+    track::handed(p, n, false);
+    p
 }
 
 impl<S: Source> Heap<S> {
@@ -39,7 +48,7 @@ impl<S: Source> Heap<S> {
         let r = if size > PTRDIFF_MAX {
             Err(Error::OutOfMemory)
         } else {
-            self.alloc(size).and_then(nonnull)
+            self.alloc(size).map(|p| handed(p, size)).and_then(nonnull)
         };
         self.counted(r)
     }
@@ -52,6 +61,7 @@ impl<S: Source> Heap<S> {
                 let frontier = self.clean_frontier();
                 let large = n >= self.config.mmap_threshold;
                 self.alloc(n).inspect(|&p| {
+                    track::handed(p, n, true);
                     if !large {
                         // SAFETY: p is a segment block of at least n usable bytes, just allocated.
                         unsafe { self.zero_dirty(p, n, frontier) };
@@ -74,17 +84,35 @@ impl<S: Source> Heap<S> {
             return Ok(());
         }
         self.stats.frees += 1;
-        // SAFETY: forwarded contract.
-        unsafe { self.free_uncounted(ptr) }
+        let found = self.locate(ptr, Call::Free)?;
+        self.give_back(ptr, found, Call::Free)
     }
 
-    /// `free` of a non-null pointer without counting the call (the thread caches count their own).
+    /// `free` of a non-null block that no caller holds (a cached block going back to the heap),
+    /// without counting the call (the thread caches count their own).
     ///
     /// # Safety
     /// As for [`free`](Heap::free).
     pub(crate) unsafe fn free_uncounted(&mut self, ptr: *mut u8) -> Result<(), Error> {
         let found = self.locate(ptr, Call::Free)?;
         self.release(found, Call::Free)
+    }
+
+    /// Frees what `locate` found at `ptr` for a caller, who may not touch it from now on
+    /// (`crate::track`); on failure the block stays the caller's.
+    pub(crate) fn give_back(
+        &mut self,
+        ptr: *mut u8,
+        found: Found,
+        call: Call,
+    ) -> Result<(), Error> {
+        let usable = found.usable();
+        track::taken(ptr, usable);
+        let r = self.release(found, call);
+        if r.is_err() {
+            track::handed(ptr, usable, false);
+        }
+        r
     }
 
     /// `realloc(ptr, size)`. `Ok(None)` means `ptr` was freed because `size` was 0.
@@ -102,14 +130,17 @@ impl<S: Source> Heap<S> {
             let r = if size > PTRDIFF_MAX {
                 Err(Error::OutOfMemory)
             } else {
-                self.alloc(size).and_then(nonnull).map(Some)
+                self.alloc(size)
+                    .map(|p| handed(p, size))
+                    .and_then(nonnull)
+                    .map(Some)
             };
             return self.counted(r);
         }
         let found = self.locate(ptr, Call::Realloc)?;
         if size == 0 {
             self.stats.frees += 1;
-            return self.release(found, Call::Realloc).map(|()| None);
+            return self.give_back(ptr, found, Call::Realloc).map(|()| None);
         }
         let r = if size > PTRDIFF_MAX {
             Err(Error::OutOfMemory)
@@ -158,7 +189,7 @@ impl<S: Source> Heap<S> {
                 self.alloc_aligned(align, size)
             }
         };
-        let r = r.and_then(nonnull);
+        let r = r.map(|p| handed(p, size)).and_then(nonnull);
         self.counted(r)
     }
 
@@ -210,6 +241,9 @@ impl<S: Source> Heap<S> {
         if ptr.is_null() {
             return Ok(0);
         }
-        Ok(self.locate(ptr, Call::UsableSize)?.usable())
+        let usable = self.locate(ptr, Call::UsableSize)?.usable();
+        // The caller may use every byte it is told of.
+        track::widened(ptr, usable);
+        Ok(usable)
     }
 }
