@@ -27,11 +27,25 @@ fn nonnull(p: *mut u8) -> Result<NonNull<u8>, Error> {
     NonNull::new(p).ok_or(Error::OutOfMemory)
 }
 
-/// A block handed to the caller for `n` bytes (`crate::track`).
+/// What `alloc` returns for `n` bytes under `config` (`crate::track`).
 #[inline(always)]
-fn handed(p: *mut u8, n: usize) -> *mut u8 {
-    track::handed(p, n, false);
-    p
+pub(crate) fn kind_of(n: usize, mmap_threshold: usize) -> track::Kind {
+    if n >= mmap_threshold {
+        track::Kind::Chunk
+    } else {
+        track::Kind::Block
+    }
+}
+
+impl Found {
+    /// Which kind of block was found (`crate::track`).
+    #[inline(always)]
+    pub(crate) fn kind(&self) -> track::Kind {
+        match self {
+            Found::Block(..) => track::Kind::Block,
+            Found::Chunk(..) => track::Kind::Chunk,
+        }
+    }
 }
 
 impl<S: Source> Heap<S> {
@@ -48,7 +62,10 @@ impl<S: Source> Heap<S> {
         let r = if size > PTRDIFF_MAX {
             Err(Error::OutOfMemory)
         } else {
-            self.alloc(size).map(|p| handed(p, size)).and_then(nonnull)
+            let kind = kind_of(size, self.config.mmap_threshold);
+            self.alloc(size)
+                .inspect(|&p| track::handed(kind, p, size, false))
+                .and_then(nonnull)
         };
         self.counted(r)
     }
@@ -60,8 +77,9 @@ impl<S: Source> Heap<S> {
             Some(n) if n <= PTRDIFF_MAX => {
                 let frontier = self.clean_frontier();
                 let large = n >= self.config.mmap_threshold;
+                let kind = kind_of(n, self.config.mmap_threshold);
                 self.alloc(n).inspect(|&p| {
-                    track::handed(p, n, true);
+                    track::handed(kind, p, n, true);
                     if !large {
                         // SAFETY: p is a segment block of at least n usable bytes, just allocated.
                         unsafe { self.zero_dirty(p, n, frontier) };
@@ -106,11 +124,11 @@ impl<S: Source> Heap<S> {
         found: Found,
         call: Call,
     ) -> Result<(), Error> {
-        let usable = found.usable();
-        track::taken(ptr, usable);
+        let (kind, usable) = (found.kind(), found.usable());
+        track::taken(kind, ptr, usable);
         let r = self.release(found, call);
         if r.is_err() {
-            track::handed(ptr, usable, false);
+            track::handed(kind, ptr, usable, false);
         }
         r
     }
@@ -130,8 +148,9 @@ impl<S: Source> Heap<S> {
             let r = if size > PTRDIFF_MAX {
                 Err(Error::OutOfMemory)
             } else {
+                let kind = kind_of(size, self.config.mmap_threshold);
                 self.alloc(size)
-                    .map(|p| handed(p, size))
+                    .inspect(|&p| track::handed(kind, p, size, false))
                     .and_then(nonnull)
                     .map(Some)
             };
@@ -173,6 +192,7 @@ impl<S: Source> Heap<S> {
     /// glibc's `_mid_memalign`: the common path of the aligned calls.
     fn aligned(&mut self, align: usize, size: usize) -> Result<NonNull<u8>, Error> {
         self.stats.memaligns += 1;
+        let kind = kind_of(size, self.config.mmap_threshold);
         let r = if align <= ALIGN {
             if size > PTRDIFF_MAX {
                 Err(Error::OutOfMemory)
@@ -189,7 +209,9 @@ impl<S: Source> Heap<S> {
                 self.alloc_aligned(align, size)
             }
         };
-        let r = r.map(|p| handed(p, size)).and_then(nonnull);
+        let r = r
+            .inspect(|&p| track::handed(kind, p, size, false))
+            .and_then(nonnull);
         self.counted(r)
     }
 
@@ -241,9 +263,11 @@ impl<S: Source> Heap<S> {
         if ptr.is_null() {
             return Ok(0);
         }
-        let usable = self.locate(ptr, Call::UsableSize)?.usable();
-        // The caller may use every byte it is told of.
-        track::widened(ptr, usable);
-        Ok(usable)
+        let found = self.locate(ptr, Call::UsableSize)?;
+        if let Found::Block(..) = found {
+            // The caller may use every byte it is told of.
+            track::widened(ptr, found.usable());
+        }
+        Ok(found.usable())
     }
 }

@@ -289,12 +289,12 @@ impl<S: Source + Send> LockedHeap<S> {
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size < self.cache_end && self.caching() {
             if let Some(p) = NonNull::new(cache::pop_hot(size, false, || self.range())) {
-                track::handed(p.as_ptr(), size, false);
+                track::handed(track::Kind::Block, p.as_ptr(), size, false);
                 return Ok(p);
             }
             return self
                 .take_small(size, false)
-                .inspect(|p| track::handed(p.as_ptr(), size, false));
+                .inspect(|p| track::handed(track::Kind::Block, p.as_ptr(), size, false));
         }
         self.malloc_locked(size)
     }
@@ -309,7 +309,7 @@ impl<S: Source + Send> LockedHeap<S> {
         if size < self.cache_end && self.cached && cache::claimed(self as *const Self as usize) {
             let p = cache::pop_hot(size, false, || self.range());
             if !p.is_null() {
-                track::handed(p, size, false);
+                track::handed(track::Kind::Block, p, size, false);
             }
             p
         } else {
@@ -331,7 +331,7 @@ impl<S: Source + Send> LockedHeap<S> {
                     Some(p) => p,
                     None => self.take_small(n, true)?,
                 };
-                track::handed(p.as_ptr(), n, true);
+                track::handed(track::Kind::Block, p.as_ptr(), n, true);
                 // SAFETY: p has at least n usable bytes.
                 unsafe { ptr::write_bytes(p.as_ptr(), 0, n) };
                 Ok(p)
@@ -352,7 +352,7 @@ impl<S: Source + Send> LockedHeap<S> {
             {
                 let p = cache::pop_hot(n, true, || self.range());
                 if !p.is_null() {
-                    track::handed(p, n, true);
+                    track::handed(track::Kind::Block, p, n, true);
                     // SAFETY: p has at least n usable bytes.
                     unsafe { ptr::write_bytes(p, 0, n) };
                 }
@@ -550,7 +550,7 @@ impl<S: Source + Send> LockedHeap<S> {
                 // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the
                 // caller gives it up (contract).
                 if !unsafe { cache::is_marked(p) } && unsafe { cache::push_hot(class, p) } {
-                    track::taken(p, usable);
+                    track::taken(track::Kind::Block, p, usable);
                     return Ok(());
                 }
                 // SAFETY: as above.
@@ -580,7 +580,7 @@ impl<S: Source + Send> LockedHeap<S> {
         // gives it up (contract).
         let pushed = unsafe { !cache::is_marked(p) && cache::push_hot(class, p) };
         if pushed {
-            track::taken(p, usable);
+            track::taken(track::Kind::Block, p, usable);
         }
         pushed
     }
@@ -611,7 +611,7 @@ impl<S: Source + Send> LockedHeap<S> {
             Ok(())
         });
         if r.is_ok() {
-            track::taken(p, usable);
+            track::taken(track::Kind::Block, p, usable);
         }
         os::set_errno(saved);
         r
@@ -694,7 +694,7 @@ impl<S: Source + Send> LockedHeap<S> {
                 let room = usable + if broken!(ReallocInPlaceOver) { 8 } else { 0 };
                 if size != 0 && size <= room && size >= usable / 2 {
                     cache::count_realloc();
-                    track::resized(p, usable, size, size.min(usable));
+                    track::resized(track::Kind::Block, p, usable, size, size.min(usable));
                     // SAFETY: p is non-null (a live block).
                     return Ok(Some(unsafe { NonNull::new_unchecked(p) }));
                 }

@@ -60,6 +60,7 @@ use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
 use crate::block::{self, footer_before, header, payload, set_footer, set_header};
 use crate::error::{Call, Error, Misuse, MisuseKind};
+use crate::family::kind_of;
 use crate::fast::{FastLists, CONSOLIDATE_AT};
 use crate::os::PAGE;
 use crate::source::{align_up, Source};
@@ -651,8 +652,9 @@ impl<S: Source> Heap<S> {
         }
         self.note_table(delta);
         let m = self.source.map(len).ok_or(Error::OutOfMemory)?.as_ptr();
-        track::hide(m, len);
         let p = align_up(m as usize + 16, align).ok_or(Error::OutOfMemory)?;
+        // The alignment gap, the lead word and the header (`crate::track`: not the payload).
+        track::hide(m, p - m as usize);
         let h = (p - 8) as *mut u8;
         let lead = h as usize - m as usize;
         let t = Tag::new(
@@ -795,7 +797,7 @@ impl<S: Source> Heap<S> {
                 self.stats.sub_live(t.size());
                 self.stats.mapped_chunks -= 1;
                 self.stats.mmap_bytes -= len;
-                track::expose(m, len);
+                track::expose(m, payload(h) as usize - m as usize);
                 // SAFETY: the whole mapping was ours and is unused now.
                 unsafe { self.source.unmap(m, len) };
                 self.unmapped[self.unmapped_next] = payload(h) as usize;
@@ -965,7 +967,7 @@ impl<S: Source> Heap<S> {
                 match unsafe { self.resize_in_place(b, t, need) }? {
                     Some(q) => {
                         let old = found.usable();
-                        track::resized(q, old, n, old.min(n));
+                        track::resized(track::Kind::Block, q, old, n, old.min(n));
                         Ok(q)
                     }
                     None => self.move_to(p, found, n),
@@ -985,20 +987,20 @@ impl<S: Source> Heap<S> {
     fn move_to(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
         let old_usable = found.usable();
         let roomy = n.saturating_add(n / 4);
-        let q = if n > old_usable
-            && roomy <= PTRDIFF_MAX
-            && (roomy < self.config.mmap_threshold || n >= self.config.mmap_threshold)
-        {
+        let thr = self.config.mmap_threshold;
+        let (q, asked) = if n > old_usable && roomy <= PTRDIFF_MAX && (roomy < thr || n >= thr) {
             match self.alloc(roomy) {
-                Ok(q) => q,
-                Err(_) => self.alloc(n)?,
+                Ok(q) => (q, roomy),
+                Err(_) => (self.alloc(n)?, n),
             }
         } else {
-            self.alloc(n)?
+            (self.alloc(n)?, n)
         };
-        track::handed(q, n, false);
-        // The copy reads the old block's slack too, which the caller may not have been given.
-        track::widened(p, old_usable);
+        track::handed(kind_of(asked, thr), q, n, false);
+        if let Found::Block(..) = found {
+            // The copy reads the old block's slack too, which the caller may not have been given.
+            track::widened(p, old_usable);
+        }
         // SAFETY: both payloads are live, distinct, and at least this long.
         unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
         // The allocation may have changed the old block's neighbours (and so its PREV_USED bit):
@@ -1076,7 +1078,7 @@ impl<S: Source> Heap<S> {
         let kept = t.size().min(n);
         if new_len == len || (new_len < len && new_len > len / 2) {
             // Fits, or shrinks by less than half: keep the mapping (glibc keeps it too).
-            track::resized(p, t.size(), n, kept);
+            track::resized(track::Kind::Chunk, p, t.size(), n, kept);
             return Ok(p);
         }
         // Growing: a quarter more room, as in `move_to`; untouched pages of a mapping cost nothing.
@@ -1088,15 +1090,15 @@ impl<S: Source> Heap<S> {
             new_len
         };
         // The source may copy the whole mapping, and then it leaves, or grows in place.
-        track::expose(m, len);
+        track::expose(m, 16);
         // SAFETY: (m, len) is exactly the chunk's mapping.
         let Some(nm) = (unsafe { self.source.remap(m, len, new_len) }) else {
-            // The chunk stays: its lead word and header hidden again, its usable bytes the caller's.
-            track::hide(m, p as usize - m as usize);
+            // The chunk stays.
+            track::hide(m, 16);
             return Err(Error::OutOfMemory);
         };
         let nm = nm.as_ptr();
-        track::hide(nm, new_len);
+        track::hide(nm, 16);
         self.large.remove(p as usize);
         // Removing one entry always leaves room to insert one.
         self.large.insert_unchecked(nm as usize + 16, 0);
@@ -1110,7 +1112,7 @@ impl<S: Source> Heap<S> {
         // SAFETY: 16 bytes into the new mapping is its payload.
         let q = unsafe { nm.add(16) };
         if q == p {
-            track::resized(p, t.size(), n, kept);
+            track::resized(track::Kind::Chunk, p, t.size(), n, kept);
         } else {
             track::moved(p, q, n, kept);
         }
@@ -1191,7 +1193,7 @@ impl<S: Source> Drop for Heap<S> {
                 if let Some(t) = unsafe { header(h) } {
                     // SAFETY: a registered chunk.
                     if let Ok((m, len)) = unsafe { self.chunk_mapping(h, t, Call::Free) } {
-                        track::expose(m, len);
+                        track::expose(m, p - m as usize);
                         // SAFETY: the chunk's whole mapping; the heap is going away.
                         unsafe { self.source.unmap(m, len) };
                     }

@@ -12,8 +12,11 @@
 //!   fast lists and in the transfer cache, and the slack between a request and its block's end are
 //!   poisoned; [`handed`] unpoisons exactly `[p, p + n)` when a block is handed out for `n` bytes,
 //!   [`taken`] poisons the usable bytes again when it comes back, and `malloc_usable_size`
-//!   unpoisons the usable bytes it reports (the caller may then use them). A stray access, by a
-//!   caller or by tagalloc itself, stops at once with ASan's report. tagalloc's own reads and
+//!   unpoisons the usable bytes it reports (the caller may then use them). A large chunk has its
+//!   lead word, header and alignment gap poisoned, not its payload or the page slack after it
+//!   (its usable size runs to the mapping's end): poisoning writes a shadow byte per 8 bytes,
+//!   and for mappings of megabytes that cost several times the rest of a fuzz run. A stray
+//!   access, by a caller or by tagalloc itself, stops at once with ASan's report. tagalloc's own reads and
 //!   writes of its metadata inside poisoned memory go through [`load`] and [`store`], which in
 //!   this build are inline assembly that ASan does not instrument, so the shadow is never toggled
 //!   around them (no cost, no window in which a racing thread's stray write would pass).
@@ -41,30 +44,40 @@ pub const ASAN: bool = cfg!(tagalloc_asan);
 /// Whether this build tells valgrind about blocks (the `valgrind` feature).
 pub const VALGRIND: bool = cfg!(feature = "valgrind");
 
-/// `[p, p + n)` is handed to a caller who asked for `n` bytes: addressable (ASan), a block of `n`
-/// bytes, defined if `zeroed` (valgrind).
+/// Whether a block is a segment block or a large chunk: ASan poisons a large chunk's lead word
+/// and header only (see the module docs), valgrind sees both alike.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A block of a segment.
+    Block,
+    /// A large chunk, mapped on its own.
+    Chunk,
+}
+
+/// `[p, p + n)` is handed to a caller who asked for `n` bytes: addressable (ASan, a segment
+/// block; a chunk's payload always is), a block of `n` bytes, defined if `zeroed` (valgrind).
 #[inline(always)]
-pub(crate) fn handed(p: *mut u8, n: usize, zeroed: bool) {
-    let _ = (p, n, zeroed);
+pub(crate) fn handed(kind: Kind, p: *mut u8, n: usize, zeroed: bool) {
+    let _ = (kind, p, n, zeroed);
     #[cfg(tagalloc_asan)]
-    // SAFETY: the runtime only changes its shadow of the range, which is tagalloc's memory.
-    unsafe {
-        __asan_unpoison_memory_region(p, n)
-    };
+    if kind == Kind::Block {
+        // SAFETY: the runtime only changes its shadow of the range, which is tagalloc's memory.
+        unsafe { __asan_unpoison_memory_region(p, n) };
+    }
     #[cfg(feature = "valgrind")]
     valgrind::malloclike(p, n, zeroed);
 }
 
 /// The block at `p`, of `usable` usable bytes, comes back from its caller: no byte of it may be
-/// touched by anyone but tagalloc from now on.
+/// touched by anyone but tagalloc from now on (a chunk's mapping is about to go).
 #[inline(always)]
-pub(crate) fn taken(p: *mut u8, usable: usize) {
-    let _ = (p, usable);
+pub(crate) fn taken(kind: Kind, p: *mut u8, usable: usize) {
+    let _ = (kind, p, usable);
     #[cfg(tagalloc_asan)]
-    // SAFETY: as in `handed`.
-    unsafe {
-        __asan_poison_memory_region(p, usable)
-    };
+    if kind == Kind::Block {
+        // SAFETY: as in `handed`.
+        unsafe { __asan_poison_memory_region(p, usable) };
+    }
     #[cfg(feature = "valgrind")]
     valgrind::freelike(p);
 }
@@ -72,29 +85,25 @@ pub(crate) fn taken(p: *mut u8, usable: usize) {
 /// The live block at `p`, of `old_usable` usable bytes, now holds `n` bytes for its caller (a
 /// `realloc` in place); the first `kept` bytes keep their contents.
 #[inline(always)]
-pub(crate) fn resized(p: *mut u8, old_usable: usize, n: usize, kept: usize) {
-    let _ = (p, old_usable, n, kept);
+pub(crate) fn resized(kind: Kind, p: *mut u8, old_usable: usize, n: usize, kept: usize) {
+    let _ = (kind, p, old_usable, n, kept);
     #[cfg(tagalloc_asan)]
-    // SAFETY: as in `handed`.
-    unsafe {
-        __asan_poison_memory_region(p, old_usable);
-        __asan_unpoison_memory_region(p, n);
+    if kind == Kind::Block {
+        // SAFETY: as in `handed`.
+        unsafe {
+            __asan_poison_memory_region(p, old_usable);
+            __asan_unpoison_memory_region(p, n);
+        }
     }
     #[cfg(feature = "valgrind")]
     valgrind::resized(p, n, kept);
 }
 
-/// The live block at `p` moved to `q`, where it holds `n` bytes for its caller, its first `kept` as
-/// they were (a large chunk moved by `mremap`, whose contents the kernel moved; the old mapping is
-/// gone).
+/// The live chunk at `p` moved to `q`, where it holds `n` bytes for its caller, its first `kept`
+/// as they were (`mremap` moved the contents; the old mapping is gone).
 #[inline(always)]
 pub(crate) fn moved(p: *mut u8, q: *mut u8, n: usize, kept: usize) {
     let _ = (p, q, n, kept);
-    #[cfg(tagalloc_asan)]
-    // SAFETY: as in `handed`.
-    unsafe {
-        __asan_unpoison_memory_region(q, n)
-    };
     #[cfg(feature = "valgrind")]
     {
         valgrind::freelike(p);
@@ -103,7 +112,7 @@ pub(crate) fn moved(p: *mut u8, q: *mut u8, n: usize, kept: usize) {
     }
 }
 
-/// `malloc_usable_size` told the caller it may use `[p, p + usable)`.
+/// `malloc_usable_size` told the caller it may use `[p, p + usable)` of a segment block.
 #[inline(always)]
 pub(crate) fn widened(p: *mut u8, usable: usize) {
     let _ = (p, usable);
