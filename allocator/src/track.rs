@@ -7,19 +7,19 @@
 //!
 //! - **AddressSanitizer** (`cfg(tagalloc_asan)`, set by `build.rs` exactly when the crate is built
 //!   with `-Zsanitizer=address`, as `cargo +nightly fuzz` builds it): every byte of a segment but
-//!   its record, and every byte of a large chunk's mapping, is *poisoned* except the bytes of live
-//!   payloads a caller asked for. Headers, footers, free blocks, blocks in the thread caches, on the
-//!   fast lists and in the transfer cache, and the slack between a request and its block's end are
-//!   poisoned; [`handed`] unpoisons exactly `[p, p + n)` when a block is handed out for `n` bytes,
-//!   [`taken`] poisons the usable bytes again when it comes back, and `malloc_usable_size`
-//!   unpoisons the usable bytes it reports (the caller may then use them). A large chunk has its
-//!   lead word, header and alignment gap poisoned, not its payload or the page slack after it
-//!   (its usable size runs to the mapping's end): poisoning writes a shadow byte per 8 bytes,
-//!   and for mappings of megabytes that cost several times the rest of a fuzz run. A stray
-//!   access, by a caller or by tagalloc itself, stops at once with ASan's report. tagalloc's own reads and
-//!   writes of its metadata inside poisoned memory go through [`load`] and [`store`], which in
-//!   this build are inline assembly that ASan does not instrument, so the shadow is never toggled
-//!   around them (no cost, no window in which a racing thread's stray write would pass).
+//!   its record is *poisoned* except the bytes of live payloads a caller asked for. Headers,
+//!   footers, free blocks, blocks in the thread caches, on the fast lists and in the transfer
+//!   cache, and the slack between a request and its block's end are poisoned; [`handed`]
+//!   unpoisons exactly `[p, p + n)` when a block is handed out for `n` bytes, [`taken`] poisons
+//!   the usable bytes again when it comes back, and `malloc_usable_size` unpoisons the usable
+//!   bytes it reports (the caller may then use them). A large chunk has its lead word, header and
+//!   alignment gap poisoned, not its payload or the page slack after it (its usable size runs to
+//!   the mapping's end): poisoning writes a shadow byte per 8 bytes, and for mappings of
+//!   megabytes that cost several times the rest of a fuzz run. A stray access, by a caller or by
+//!   tagalloc itself, stops at once with ASan's report. tagalloc's own reads and writes of its
+//!   metadata inside poisoned memory go through [`load`] and [`store`], which in this build are
+//!   inline assembly that ASan does not instrument, so the shadow is never toggled around them
+//!   (no cost, and no window in which a racing thread's stray write would pass).
 //! - **valgrind** (the `valgrind` feature): client requests, the instruction sequence memcheck
 //!   recognises and that does nothing on a real CPU. [`handed`] is `VALGRIND_MALLOCLIKE_BLOCK`,
 //!   [`taken`] `VALGRIND_FREELIKE_BLOCK` (so memcheck reports leaks, uses after free and double
