@@ -3,6 +3,7 @@
 //! A block is named by the address of its header (`b`); the payload is `b + 8`. These functions are
 //! the only place tag words are loaded and stored. Headers are encoded with the header's address,
 //! footers with the footer's own address (`b + size - 8`), so either can be checked on its own.
+//! The words lie in memory AddressSanitizer builds poison, so they go through `crate::track`.
 
 use crate::tag::{Tag, HEADER};
 
@@ -13,7 +14,7 @@ use crate::tag::{Tag, HEADER};
 #[inline]
 pub unsafe fn header(b: *mut u8) -> Option<Tag> {
     // SAFETY: readable and aligned (contract).
-    let word = unsafe { b.cast::<u64>().read() };
+    let word = unsafe { crate::track::load(b.cast()) };
     Tag::decode(b as usize, word)
 }
 
@@ -34,7 +35,7 @@ pub unsafe fn header_unchecked(b: *mut u8) -> Tag {
 #[inline]
 pub unsafe fn set_header(b: *mut u8, tag: Tag) {
     // SAFETY: writable and aligned (contract).
-    unsafe { b.cast::<u64>().write(tag.encode(b as usize)) }
+    unsafe { crate::track::store(b.cast(), tag.encode(b as usize)) }
 }
 
 /// Writes `tag` as the footer of block `b` (its last word, at `b + tag.size() - 8`).
@@ -46,7 +47,7 @@ pub unsafe fn set_footer(b: *mut u8, tag: Tag) {
     // SAFETY: the footer lies inside the block (contract).
     unsafe {
         let f = b.add(tag.size() - 8);
-        f.cast::<u64>().write(tag.encode(f as usize));
+        crate::track::store(f.cast(), tag.encode(f as usize));
     }
 }
 
@@ -59,7 +60,7 @@ pub unsafe fn footer_before(b: *mut u8) -> Option<Tag> {
     // SAFETY: readable and aligned (contract).
     unsafe {
         let f = b.sub(8);
-        Tag::decode(f as usize, f.cast::<u64>().read())
+        Tag::decode(f as usize, crate::track::load(f.cast()))
     }
 }
 

@@ -51,6 +51,10 @@ variants! {
     SplitSliver = "split-sliver", "heap core";
     /// `free` does not coalesce with a free next block.
     NoCoalesceNext = "no-coalesce-next", "heap core";
+    /// `calloc`, after clearing a block, writes one zero byte past the block's end, onto the next
+    /// block's header. AddressSanitizer builds stop at that write (the header is poisoned:
+    /// `crate::track`).
+    CallocPastBlock = "calloc-past-block", "heap core";
     /// With a `top_pad` below a page, trimming rounds the released length up instead of down.
     TrimSmallPad = "trim-small-pad", "trimming";
     /// The thread caches' size classes forget the header: a request 1–7 bytes past a class's

@@ -36,12 +36,13 @@
 use crate::heap::SEG_HEAD;
 use crate::link;
 use crate::tag::{Tag, MAPPED, MIN_BLOCK, PREV_USED, USED};
+use crate::track;
 use crate::transfer::{attach, detach};
 pub(crate) use crate::transfer::{Central, Chain};
 use crate::walk::Corruption;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 
 /// Exact size classes cached: blocks of 32, 48, ... 1040 bytes (requests up to 1032 bytes, the
 /// range glibc's tcache covers).
@@ -265,7 +266,7 @@ pub(crate) unsafe fn follow(p: *mut u8, range: Range) -> Follow {
 pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
     // SAFETY: readable (contract). The header may be rewritten concurrently by the heap under the
     // lock (its PREV_USED bit), so it is read atomically; either value decodes.
-    let (mark_word, word) = unsafe { (p.add(8).cast::<usize>().read(), header_word(p)) };
+    let (mark_word, word) = unsafe { (track::load(p.add(8).cast()) as usize, header_word(p)) };
     let size = (class + 2) * 16;
     mark_word == mark(p)
         && Tag::decode(p as usize - 8, word).is_some_and(|t| {
@@ -282,7 +283,7 @@ pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
 #[inline(always)]
 unsafe fn header_word(p: *mut u8) -> u64 {
     // SAFETY: readable and aligned (contract).
-    unsafe { AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed) }
+    unsafe { track::load_atomic(p.sub(8).cast()) }
 }
 
 /// The hot path of `malloc`: pops a block of the class of `size` from the calling thread's cache and counts
@@ -320,7 +321,7 @@ pub(crate) fn pop_hot(size: usize, zeroed: bool, range: impl FnOnce() -> Range) 
         }
         c.heads[class] = next;
         // SAFETY: p is a cached block of this thread: its second word is the mark.
-        unsafe { p.add(8).cast::<usize>().write(0) };
+        unsafe { track::store(p.add(8).cast(), 0) };
         c.counts[class] -= 1;
         if zeroed {
             c.callocs += 1;
@@ -356,7 +357,7 @@ pub(crate) unsafe fn push_hot(class: usize, p: *mut u8) -> bool {
         // SAFETY: the caller hands over the payload (at least 24 bytes).
         unsafe {
             link::store(p, c.heads[class]);
-            p.add(8).cast::<usize>().write(mark);
+            track::store(p.add(8).cast(), mark as u64);
         }
         c.heads[class] = p;
         c.counts[class] += 1;
@@ -480,7 +481,7 @@ pub(crate) fn mark(p: *mut u8) -> usize {
 #[inline]
 pub(crate) unsafe fn is_marked(p: *mut u8) -> bool {
     // SAFETY: readable (contract).
-    unsafe { p.add(8).cast::<usize>().read() == mark(p) }
+    unsafe { track::load(p.add(8).cast()) as usize == mark(p) }
 }
 
 impl ThreadCache {
@@ -559,7 +560,7 @@ impl ThreadCache {
         };
         self.heads[class] = next;
         // SAFETY: p is a cached block of this thread: its second word is the mark.
-        unsafe { p.add(8).cast::<usize>().write(0) };
+        unsafe { track::store(p.add(8).cast(), 0) };
         self.counts[class] -= 1;
         Ok(Some(p))
     }
@@ -576,7 +577,7 @@ impl ThreadCache {
         // SAFETY: the caller hands over the payload (at least 24 bytes).
         unsafe {
             link::store(p, self.heads[class]);
-            p.add(8).cast::<usize>().write(mark(p));
+            track::store(p.add(8).cast(), mark(p) as u64);
         }
         self.heads[class] = p;
         self.counts[class] += 1;
@@ -600,7 +601,7 @@ fn check_cached(p: *mut u8, class: usize, owns: Owns) -> Result<(), Corruption> 
         return broken("a cached block outside the heap's segments");
     }
     // SAFETY: a - 8 .. a + 16 lies inside the heap's segments, which are mapped.
-    let word = unsafe { p.sub(8).cast::<u64>().read() };
+    let word = unsafe { track::load(p.sub(8).cast()) };
     let Some(t) = Tag::decode(a - 8, word) else {
         return broken("a cached block's header fails its check");
     };

@@ -14,15 +14,38 @@
 //! The methods return `Result`s; setting `errno` is the C face's business.
 
 use crate::error::{Call, Error};
+use crate::heap::Found;
 use crate::heap::{Heap, PTRDIFF_MAX};
 use crate::os::PAGE;
 use crate::source::Source;
 use crate::tag::ALIGN;
+use crate::track;
 use core::ptr::NonNull;
 
 #[inline]
 fn nonnull(p: *mut u8) -> Result<NonNull<u8>, Error> {
     NonNull::new(p).ok_or(Error::OutOfMemory)
+}
+
+/// What `alloc` returns for `n` bytes under `config` (`crate::track`).
+#[inline(always)]
+pub(crate) fn kind_of(n: usize, mmap_threshold: usize) -> track::Kind {
+    if n >= mmap_threshold {
+        track::Kind::Chunk
+    } else {
+        track::Kind::Block
+    }
+}
+
+impl Found {
+    /// Which kind of block was found (`crate::track`).
+    #[inline(always)]
+    pub(crate) fn kind(&self) -> track::Kind {
+        match self {
+            Found::Block(..) => track::Kind::Block,
+            Found::Chunk(..) => track::Kind::Chunk,
+        }
+    }
 }
 
 impl<S: Source> Heap<S> {
@@ -39,7 +62,10 @@ impl<S: Source> Heap<S> {
         let r = if size > PTRDIFF_MAX {
             Err(Error::OutOfMemory)
         } else {
-            self.alloc(size).and_then(nonnull)
+            let kind = kind_of(size, self.config.mmap_threshold);
+            self.alloc(size)
+                .inspect(|&p| track::handed(kind, p, size, false))
+                .and_then(nonnull)
         };
         self.counted(r)
     }
@@ -51,7 +77,9 @@ impl<S: Source> Heap<S> {
             Some(n) if n <= PTRDIFF_MAX => {
                 let frontier = self.clean_frontier();
                 let large = n >= self.config.mmap_threshold;
+                let kind = kind_of(n, self.config.mmap_threshold);
                 self.alloc(n).inspect(|&p| {
+                    track::handed(kind, p, n, true);
                     if !large {
                         // SAFETY: p is a segment block of at least n usable bytes, just allocated.
                         unsafe { self.zero_dirty(p, n, frontier) };
@@ -74,17 +102,35 @@ impl<S: Source> Heap<S> {
             return Ok(());
         }
         self.stats.frees += 1;
-        // SAFETY: forwarded contract.
-        unsafe { self.free_uncounted(ptr) }
+        let found = self.locate(ptr, Call::Free)?;
+        self.give_back(ptr, found, Call::Free)
     }
 
-    /// `free` of a non-null pointer without counting the call (the thread caches count their own).
+    /// `free` of a non-null block that no caller holds (a cached block going back to the heap),
+    /// without counting the call (the thread caches count their own).
     ///
     /// # Safety
     /// As for [`free`](Heap::free).
     pub(crate) unsafe fn free_uncounted(&mut self, ptr: *mut u8) -> Result<(), Error> {
         let found = self.locate(ptr, Call::Free)?;
         self.release(found, Call::Free)
+    }
+
+    /// Frees what `locate` found at `ptr` for a caller, who may not touch it from now on
+    /// (`crate::track`); on failure the block stays the caller's.
+    pub(crate) fn give_back(
+        &mut self,
+        ptr: *mut u8,
+        found: Found,
+        call: Call,
+    ) -> Result<(), Error> {
+        let (kind, usable) = (found.kind(), found.usable());
+        track::taken(kind, ptr, usable);
+        let r = self.release(found, call);
+        if r.is_err() {
+            track::handed(kind, ptr, usable, false);
+        }
+        r
     }
 
     /// `realloc(ptr, size)`. `Ok(None)` means `ptr` was freed because `size` was 0.
@@ -102,14 +148,18 @@ impl<S: Source> Heap<S> {
             let r = if size > PTRDIFF_MAX {
                 Err(Error::OutOfMemory)
             } else {
-                self.alloc(size).and_then(nonnull).map(Some)
+                let kind = kind_of(size, self.config.mmap_threshold);
+                self.alloc(size)
+                    .inspect(|&p| track::handed(kind, p, size, false))
+                    .and_then(nonnull)
+                    .map(Some)
             };
             return self.counted(r);
         }
         let found = self.locate(ptr, Call::Realloc)?;
         if size == 0 {
             self.stats.frees += 1;
-            return self.release(found, Call::Realloc).map(|()| None);
+            return self.give_back(ptr, found, Call::Realloc).map(|()| None);
         }
         let r = if size > PTRDIFF_MAX {
             Err(Error::OutOfMemory)
@@ -142,6 +192,7 @@ impl<S: Source> Heap<S> {
     /// glibc's `_mid_memalign`: the common path of the aligned calls.
     fn aligned(&mut self, align: usize, size: usize) -> Result<NonNull<u8>, Error> {
         self.stats.memaligns += 1;
+        let kind = kind_of(size, self.config.mmap_threshold);
         let r = if align <= ALIGN {
             if size > PTRDIFF_MAX {
                 Err(Error::OutOfMemory)
@@ -158,7 +209,9 @@ impl<S: Source> Heap<S> {
                 self.alloc_aligned(align, size)
             }
         };
-        let r = r.and_then(nonnull);
+        let r = r
+            .inspect(|&p| track::handed(kind, p, size, false))
+            .and_then(nonnull);
         self.counted(r)
     }
 
@@ -210,6 +263,11 @@ impl<S: Source> Heap<S> {
         if ptr.is_null() {
             return Ok(0);
         }
-        Ok(self.locate(ptr, Call::UsableSize)?.usable())
+        let found = self.locate(ptr, Call::UsableSize)?;
+        if let Found::Block(..) = found {
+            // The caller may use every byte it is told of.
+            track::widened(ptr, found.usable());
+        }
+        Ok(found.usable())
     }
 }

@@ -87,7 +87,7 @@ impl<S: Source> Heap<S> {
         // SAFETY: the payload is the caller's to give up, at least 24 bytes (contract).
         unsafe {
             link::store(p, self.fast.heads[c]);
-            p.add(8).cast::<usize>().write(mark(p));
+            crate::track::store(p.add(8).cast(), mark(p) as u64);
         }
         self.fast.heads[c] = p;
         self.fast.counts[c] += 1;
@@ -134,7 +134,7 @@ impl<S: Source> Heap<S> {
         self.fast.counts[c] -= 1;
         self.fast.blocks -= 1;
         // SAFETY: p is ours again; its second word is the mark.
-        unsafe { p.add(8).cast::<usize>().write(0) };
+        unsafe { crate::track::store(p.add(8).cast(), 0) };
         self.stats.add_live(actual - 8);
         Ok(Some(of_payload(p)))
     }
@@ -162,7 +162,7 @@ impl<S: Source> Heap<S> {
                 let b = of_payload(p);
                 // SAFETY: p is a fast block: allocated, unused, with its mark in its second word.
                 unsafe {
-                    p.add(8).cast::<usize>().write(0);
+                    crate::track::store(p.add(8).cast(), 0);
                     self.stats.add_live(actual - 8);
                     let t = header(b).ok_or_else(|| corrupt_fast(Call::Malloc, p))?;
                     self.coalesce_block(b, t, Call::Malloc)?;

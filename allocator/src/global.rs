@@ -22,11 +22,12 @@ use crate::os;
 use crate::source::{Reserved, Source};
 use crate::stats::Stats;
 use crate::tag::{Tag, FENCE, MAPPED, USED};
+use crate::track;
 use crate::walk::{Corruption, Near};
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The heap lock, shared by every [`LockedHeap`] of the process (see the fork handlers in
 /// `crate::fork`).
@@ -288,9 +289,12 @@ impl<S: Source + Send> LockedHeap<S> {
     pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size < self.cache_end && self.caching() {
             if let Some(p) = NonNull::new(cache::pop_hot(size, false, || self.range())) {
+                track::handed(track::Kind::Block, p.as_ptr(), size, false);
                 return Ok(p);
             }
-            return self.take_small(size, false);
+            return self
+                .take_small(size, false)
+                .inspect(|p| track::handed(track::Kind::Block, p.as_ptr(), size, false));
         }
         self.malloc_locked(size)
     }
@@ -303,7 +307,11 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline(always)]
     pub fn malloc_cached(&self, size: usize) -> *mut u8 {
         if size < self.cache_end && self.cached && cache::claimed(self as *const Self as usize) {
-            cache::pop_hot(size, false, || self.range())
+            let p = cache::pop_hot(size, false, || self.range());
+            if !p.is_null() {
+                track::handed(track::Kind::Block, p, size, false);
+            }
+            p
         } else {
             ptr::null_mut()
         }
@@ -323,6 +331,7 @@ impl<S: Source + Send> LockedHeap<S> {
                     Some(p) => p,
                     None => self.take_small(n, true)?,
                 };
+                track::handed(track::Kind::Block, p.as_ptr(), n, true);
                 // SAFETY: p has at least n usable bytes.
                 unsafe { ptr::write_bytes(p.as_ptr(), 0, n) };
                 Ok(p)
@@ -343,6 +352,7 @@ impl<S: Source + Send> LockedHeap<S> {
             {
                 let p = cache::pop_hot(n, true, || self.range());
                 if !p.is_null() {
+                    track::handed(track::Kind::Block, p, n, true);
                     // SAFETY: p has at least n usable bytes.
                     unsafe { ptr::write_bytes(p, 0, n) };
                 }
@@ -496,7 +506,7 @@ impl<S: Source + Send> LockedHeap<S> {
         // SAFETY: every 8-aligned word in the break range is mapped (`Heap::break_range`); the
         // header may be rewritten concurrently by the heap under the lock, so it is read
         // atomically, and either value decodes.
-        let word = unsafe { AtomicU64::from_ptr(p.sub(8).cast::<u64>()).load(Ordering::Relaxed) };
+        let word = unsafe { track::load_atomic(p.sub(8).cast()) };
         let t = Tag::decode(a - 8, word)?;
         let size = t.size();
         if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || size < 32 {
@@ -509,18 +519,19 @@ impl<S: Source + Send> LockedHeap<S> {
             return None;
         }
         // SAFETY: next < hi is inside the break range; read atomically as above.
-        let word = unsafe { AtomicU64::from_ptr(next as *mut u64).load(Ordering::Relaxed) };
+        let word = unsafe { track::load_atomic(next as *mut u64) };
         if !Tag::decode(next, word)?.has(crate::tag::PREV_USED) {
             return None;
         }
         Some(size)
     }
 
-    /// The cache class of `p` if it is a small allocated block (see [`live_block`](Self::live_block)).
+    /// The cache class and usable size of `p` if it is a small allocated block (see
+    /// [`live_block`](Self::live_block)).
     #[inline]
-    fn small_class(&self, p: *mut u8) -> Option<usize> {
+    fn small_class(&self, p: *mut u8) -> Option<(usize, usize)> {
         match self.live_block(p)? {
-            size @ 32..=1040 => Some((size >> 4) - 2),
+            size @ 32..=1040 => Some(((size >> 4) - 2, size - 8)),
             _ => None,
         }
     }
@@ -535,14 +546,15 @@ impl<S: Source + Send> LockedHeap<S> {
             return Ok(());
         }
         if self.caching() {
-            if let Some(class) = self.small_class(p) {
+            if let Some((class, usable)) = self.small_class(p) {
                 // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the
                 // caller gives it up (contract).
                 if !unsafe { cache::is_marked(p) } && unsafe { cache::push_hot(class, p) } {
+                    track::taken(track::Kind::Block, p, usable);
                     return Ok(());
                 }
                 // SAFETY: as above.
-                return unsafe { self.free_small(class, p) };
+                return unsafe { self.free_small(class, usable, p) };
             }
         }
         // SAFETY: forwarded contract.
@@ -561,21 +573,25 @@ impl<S: Source + Send> LockedHeap<S> {
         if !self.cached || !cache::claimed(self as *const Self as usize) {
             return false;
         }
-        let Some(class) = self.small_class(p) else {
+        let Some((class, usable)) = self.small_class(p) else {
             return false;
         };
         // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the caller
         // gives it up (contract).
-        unsafe { !cache::is_marked(p) && cache::push_hot(class, p) }
+        let pushed = unsafe { !cache::is_marked(p) && cache::push_hot(class, p) };
+        if pushed {
+            track::taken(track::Kind::Block, p, usable);
+        }
+        pushed
     }
 
     /// The cache could not take `p` at once: a double free, a full class, or a stale cache.
     ///
     /// # Safety
-    /// As for `free`, and `p` is an allocated block of `class`.
+    /// As for `free`, and `p` is an allocated block of `class` with `usable` usable bytes.
     #[cold]
     #[inline(never)]
-    unsafe fn free_small(&self, class: usize, p: *mut u8) -> Result<(), Error> {
+    unsafe fn free_small(&self, class: usize, usable: usize, p: *mut u8) -> Result<(), Error> {
         // SAFETY: p has 24+ usable bytes (contract).
         if unsafe { cache::is_marked(p) } {
             return Err(double_free(Call::Free, p));
@@ -594,6 +610,9 @@ impl<S: Source + Send> LockedHeap<S> {
             unsafe { c.push(class, p) };
             Ok(())
         });
+        if r.is_ok() {
+            track::taken(track::Kind::Block, p, usable);
+        }
         os::set_errno(saved);
         r
     }
@@ -675,6 +694,7 @@ impl<S: Source + Send> LockedHeap<S> {
                 let room = usable + if broken!(ReallocInPlaceOver) { 8 } else { 0 };
                 if size != 0 && size <= room && size >= usable / 2 {
                     cache::count_realloc();
+                    track::resized(track::Kind::Block, p, usable, size, size.min(usable));
                     // SAFETY: p is non-null (a live block).
                     return Ok(Some(unsafe { NonNull::new_unchecked(p) }));
                 }
@@ -750,6 +770,7 @@ fn or_null(r: Result<NonNull<u8>, Error>) -> *mut u8 {
 // out a block twice.
 unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _inside = track::Inside::enter();
         if layout.align() <= 16 {
             let p = self.malloc_cached(layout.size());
             if !p.is_null() {
@@ -762,6 +783,7 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _inside = track::Inside::enter();
         if layout.align() <= 16 {
             or_null(self.calloc(1, layout.size()))
         } else {
@@ -775,6 +797,7 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        let _inside = track::Inside::enter();
         // SAFETY: GlobalAlloc's contract: ptr came from this allocator and is not used again.
         if unsafe { self.free_cached(ptr) } {
             return;
@@ -786,6 +809,7 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _inside = track::Inside::enter();
         if layout.align() <= 16 {
             // SAFETY: GlobalAlloc's contract: ptr is live and new_size is non-zero.
             match unsafe { LockedHeap::realloc(self, ptr, new_size) } {

@@ -60,11 +60,13 @@ use crate::addrmap::AddrMap;
 use crate::binning::{self, bin_of, is_exact, Bins};
 use crate::block::{self, footer_before, header, payload, set_footer, set_header};
 use crate::error::{Call, Error, Misuse, MisuseKind};
+use crate::family::kind_of;
 use crate::fast::{FastLists, CONSOLIDATE_AT};
 use crate::os::PAGE;
 use crate::source::{align_up, Source};
 use crate::stats::Stats;
 use crate::tag::{block_size, Tag, ALIGN, FENCE, MAPPED, MAX_SIZE, MIN_BLOCK, PREV_USED, USED};
+use crate::track;
 use core::cell::Cell;
 use core::ptr;
 
@@ -557,6 +559,10 @@ impl<S: Source> Heap<S> {
     /// `len >= SEG_MIN` and a multiple of 16.
     unsafe fn new_segment(&mut self, start: *mut u8, len: usize, mapped: bool) -> *mut Segment {
         let seg = start.cast::<Segment>();
+        // The record is plain memory; the rest no caller may touch until it is handed out.
+        track::expose(start, SEG_HEAD);
+        // SAFETY: the memory is ours (contract).
+        track::hide(unsafe { start.add(SEG_HEAD) }, len - SEG_HEAD);
         // SAFETY: the memory is ours and large enough for the record, a block and the epilogue.
         unsafe {
             seg.write(Segment {
@@ -587,6 +593,7 @@ impl<S: Source> Heap<S> {
         // new memory follows it (contract).
         unsafe {
             let old_end = (*seg).end;
+            track::hide(old_end as *mut u8, len);
             let epi = (old_end - 8) as *mut u8;
             let et = header(epi)
                 .filter(|t| t.has(FENCE))
@@ -602,8 +609,8 @@ impl<S: Source> Heap<S> {
                 pu = pt.has(PREV_USED);
                 // The old footer and epilogue are now inside a free block: clear them so memory
                 // past the fresh frontier stays zero (invariant 9).
-                epi.sub(8).cast::<u64>().write(0);
-                epi.cast::<u64>().write(0);
+                track::store(epi.sub(8).cast(), 0);
+                track::store(epi.cast(), 0);
             }
             let t = Tag::new(size, pu as u64 * PREV_USED);
             set_header(b, t);
@@ -655,6 +662,8 @@ impl<S: Source> Heap<S> {
         self.note_table(delta);
         let m = self.source.map(len).ok_or(Error::OutOfMemory)?.as_ptr();
         let p = align_up(m as usize + 16, align).ok_or(Error::OutOfMemory)?;
+        // The alignment gap, the lead word and the header (`crate::track`: not the payload).
+        track::hide(m, p - m as usize);
         let h = (p - 8) as *mut u8;
         let lead = h as usize - m as usize;
         let t = Tag::new(
@@ -663,7 +672,7 @@ impl<S: Source> Heap<S> {
         );
         // SAFETY: the lead word and header lie inside the fresh mapping (p + n <= m + len).
         unsafe {
-            h.sub(8).cast::<usize>().write(lead);
+            track::store(h.sub(8).cast(), lead as u64);
             set_header(h, t);
         }
         self.large.insert_unchecked(p, 0);
@@ -692,7 +701,7 @@ impl<S: Source> Heap<S> {
         call: Call,
     ) -> Result<(*mut u8, usize), Error> {
         // SAFETY: a registered chunk has its lead word just before its header.
-        let lead = unsafe { h.sub(8).cast::<usize>().read() };
+        let lead = unsafe { track::load(h.sub(8).cast()) } as usize;
         let m = (h as usize).wrapping_sub(lead);
         let len = lead + 8 + t.size();
         if lead < 8 || m % PAGE != 0 || len % PAGE != 0 {
@@ -797,6 +806,7 @@ impl<S: Source> Heap<S> {
                 self.stats.sub_live(t.size());
                 self.stats.mapped_chunks -= 1;
                 self.stats.mmap_bytes -= len;
+                track::expose(m, payload(h) as usize - m as usize);
                 // SAFETY: the whole mapping was ours and is unused now.
                 unsafe { self.source.unmap(m, len) };
                 self.unmapped[self.unmapped_next] = payload(h) as usize;
@@ -937,8 +947,11 @@ impl<S: Source> Heap<S> {
         if !self.source.break_is_at(end) {
             return total;
         }
+        let tail = (end - release) as *mut u8;
+        track::expose(tail, release);
         // SAFETY: the released tail is part of free block b, which nothing uses.
         if !unsafe { self.source.shrink(end as *mut u8, release) } {
+            track::hide(tail, release);
             return total;
         }
         let new_end = end - release;
@@ -957,13 +970,20 @@ impl<S: Source> Heap<S> {
     // Resizing.
 
     /// Resizes the block or chunk `found` (payload `p`) to `n` bytes (`0 < n <= PTRDIFF_MAX`).
+    /// What the sanitizers see of the block follows it (`crate::track`).
     pub(crate) fn resize(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
         match found {
             Found::Block(b, t) if n < self.config.mmap_threshold => {
                 let need = block_size(n).ok_or(Error::OutOfMemory)?;
                 // SAFETY: locate checked b is an allocated block with tag t.
-                unsafe { self.resize_in_place(b, t, need) }?
-                    .map_or_else(|| self.move_to(p, found, n), Ok)
+                match unsafe { self.resize_in_place(b, t, need) }? {
+                    Some(q) => {
+                        let old = found.usable();
+                        track::resized(track::Kind::Block, q, old, n, old.min(n));
+                        Ok(q)
+                    }
+                    None => self.move_to(p, found, n),
+                }
             }
             Found::Chunk(h, t) if n >= self.config.mmap_threshold => self.remap_chunk(p, h, t, n),
             _ => self.move_to(p, found, n),
@@ -979,23 +999,26 @@ impl<S: Source> Heap<S> {
     fn move_to(&mut self, p: *mut u8, found: Found, n: usize) -> Result<*mut u8, Error> {
         let old_usable = found.usable();
         let roomy = n.saturating_add(n / 4);
-        let q = if n > old_usable
-            && roomy <= PTRDIFF_MAX
-            && (roomy < self.config.mmap_threshold || n >= self.config.mmap_threshold)
-        {
+        let thr = self.config.mmap_threshold;
+        let (q, asked) = if n > old_usable && roomy <= PTRDIFF_MAX && (roomy < thr || n >= thr) {
             match self.alloc(roomy) {
-                Ok(q) => q,
-                Err(_) => self.alloc(n)?,
+                Ok(q) => (q, roomy),
+                Err(_) => (self.alloc(n)?, n),
             }
         } else {
-            self.alloc(n)?
+            (self.alloc(n)?, n)
         };
+        track::handed(kind_of(asked, thr), q, n, false);
+        if let Found::Block(..) = found {
+            // The copy reads the old block's slack too, which the caller may not have been given.
+            track::widened(p, old_usable);
+        }
         // SAFETY: both payloads are live, distinct, and at least this long.
         unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
         // The allocation may have changed the old block's neighbours (and so its PREV_USED bit):
         // find it afresh.
         let found = self.locate(p, Call::Realloc)?;
-        self.release(found, Call::Realloc)?;
+        self.give_back(p, found, Call::Realloc)?;
         Ok(q)
     }
 
@@ -1064,8 +1087,10 @@ impl<S: Source> Heap<S> {
             .and_then(|l| align_up(l, PAGE))
             .filter(|&l| l <= MAX_SIZE)
             .ok_or(Error::OutOfMemory)?;
+        let kept = t.size().min(n);
         if new_len == len || (new_len < len && new_len > len / 2) {
             // Fits, or shrinks by less than half: keep the mapping (glibc keeps it too).
+            track::resized(track::Kind::Chunk, p, t.size(), n, kept);
             return Ok(p);
         }
         // Growing: a quarter more room, as in `move_to`; untouched pages of a mapping cost nothing.
@@ -1076,10 +1101,16 @@ impl<S: Source> Heap<S> {
         } else {
             new_len
         };
+        // The source may copy the whole mapping, and then it leaves, or grows in place.
+        track::expose(m, 16);
         // SAFETY: (m, len) is exactly the chunk's mapping.
-        let nm = unsafe { self.source.remap(m, len, new_len) }
-            .ok_or(Error::OutOfMemory)?
-            .as_ptr();
+        let Some(nm) = (unsafe { self.source.remap(m, len, new_len) }) else {
+            // The chunk stays.
+            track::hide(m, 16);
+            return Err(Error::OutOfMemory);
+        };
+        let nm = nm.as_ptr();
+        track::hide(nm, 16);
         self.large.remove(p as usize);
         // Removing one entry always leaves room to insert one.
         self.large.insert_unchecked(nm as usize + 16, 0);
@@ -1091,7 +1122,13 @@ impl<S: Source> Heap<S> {
         self.stats.live_bytes = self.stats.live_bytes + new_len - len;
         self.stats.peak_live_bytes = self.stats.peak_live_bytes.max(self.stats.live_bytes);
         // SAFETY: 16 bytes into the new mapping is its payload.
-        Ok(unsafe { nm.add(16) })
+        let q = unsafe { nm.add(16) };
+        if q == p {
+            track::resized(track::Kind::Chunk, p, t.size(), n, kept);
+        } else {
+            track::moved(p, q, n, kept);
+        }
+        Ok(q)
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -1132,6 +1169,17 @@ impl<S: Source> Heap<S> {
         }
         // SAFETY: [a, zero_to) lies inside the payload.
         unsafe { ptr::write_bytes(p, 0, zero_to - a) };
+        if broken!(CallocPastBlock) {
+            let b = block::of_payload(p);
+            // SAFETY: p is an allocated segment block (contract): its header is readable, and the
+            // byte past its end is the first of the next block's header, inside the segment. The
+            // plain store is the planted defect.
+            unsafe {
+                if let Some(t) = header(b) {
+                    b.add(t.size()).write(0);
+                }
+            }
+        }
     }
 }
 
@@ -1157,6 +1205,7 @@ impl<S: Source> Drop for Heap<S> {
                 if let Some(t) = unsafe { header(h) } {
                     // SAFETY: a registered chunk.
                     if let Ok((m, len)) = unsafe { self.chunk_mapping(h, t, Call::Free) } {
+                        track::expose(m, p - m as usize);
                         // SAFETY: the chunk's whole mapping; the heap is going away.
                         unsafe { self.source.unmap(m, len) };
                     }
@@ -1172,8 +1221,10 @@ impl<S: Source> Drop for Heap<S> {
             // SAFETY: seg is a live segment record; a mapped one is unmapped as a whole.
             unsafe {
                 let next = (*seg).next;
+                let len = (*seg).end - seg as usize;
+                // Break segments too: the source may hand the memory to someone else.
+                track::expose(seg.cast(), len);
                 if (*seg).mapped {
-                    let len = (*seg).end - seg as usize;
                     self.source.unmap(seg.cast(), len);
                 }
                 seg = next;

@@ -48,6 +48,7 @@ pub mod os;
 pub mod source;
 mod stats;
 mod tag;
+pub mod track;
 mod transfer;
 mod walk;
 

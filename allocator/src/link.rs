@@ -42,7 +42,7 @@ pub(crate) fn reveal(pos: *mut u8, word: usize) -> *mut u8 {
 #[inline(always)]
 pub(crate) unsafe fn load(pos: *mut u8) -> *mut u8 {
     // SAFETY: readable and aligned (contract).
-    reveal(pos, unsafe { pos.cast::<usize>().read() })
+    reveal(pos, unsafe { crate::track::load(pos.cast()) } as usize)
 }
 
 /// Stores a link to `ptr` at `pos`.
@@ -52,7 +52,7 @@ pub(crate) unsafe fn load(pos: *mut u8) -> *mut u8 {
 #[inline(always)]
 pub(crate) unsafe fn store(pos: *mut u8, ptr: *mut u8) {
     // SAFETY: writable and aligned (contract).
-    unsafe { pos.cast::<usize>().write(protect(pos, ptr)) }
+    unsafe { crate::track::store(pos.cast(), protect(pos, ptr) as u64) }
 }
 
 impl<S: Source> Heap<S> {

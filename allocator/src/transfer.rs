@@ -39,7 +39,7 @@ impl Chain {
                 ptr::null_mut()
             };
             // SAFETY: as above; its second word is the mark.
-            unsafe { p.add(8).cast::<usize>().write(0) };
+            unsafe { crate::track::store(p.add(8).cast(), 0) };
             f(p);
             p = next;
         }

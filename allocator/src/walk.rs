@@ -439,7 +439,12 @@ impl<S: Source> Heap<S> {
     fn check_chunk(&self, p: usize) -> Result<usize, Corruption> {
         let h = p - 8;
         // SAFETY: registered payloads have their lead word and header before them.
-        let (t, lead) = unsafe { (header(h as *mut u8), ((h - 8) as *const usize).read()) };
+        let (t, lead) = unsafe {
+            (
+                header(h as *mut u8),
+                crate::track::load((h - 8) as *const u64) as usize,
+            )
+        };
         match t {
             Some(t) if t.has(USED | MAPPED) && !t.has(FENCE) => {
                 if p % 16 != 0 || (h - lead) % PAGE != 0 || (lead + 8 + t.size()) % PAGE != 0 {
@@ -475,14 +480,17 @@ impl<S: Source> Heap<S> {
         let mut a = (clean + 7) & !7;
         while a < end {
             let n = (end - a).min(ZERO.len());
+            // The page is free memory, poisoned in ASan builds, and memcmp is one ASan checks.
+            crate::track::expose(a as *mut u8, n);
             // SAFETY: [a, a + n) lies inside the newest segment; ZERO holds n bytes.
             let differs =
                 unsafe { libc::memcmp(a as *const libc::c_void, ZERO.as_ptr().cast(), n) } != 0;
+            crate::track::hide(a as *mut u8, n);
             if differs {
                 // SAFETY: as above, word by word to name the first non-zero one.
                 let at = (a..a + n)
                     .step_by(8)
-                    .find(|&w| unsafe { (w as *const u64).read() } != 0)
+                    .find(|&w| unsafe { crate::track::load(w as *const u64) } != 0)
                     .unwrap_or(a);
                 return broken(9, at, "memory past the fresh frontier is not zero");
             }

@@ -25,6 +25,9 @@ enum Kind {
     /// An `#[ignore]`d test of `xtask/tests/NAME.rs` that needs cargo-fuzz and fuzz builds: run
     /// only when the fuzzing steps are on.
     FuzzTest(&'static str),
+    /// A [`FuzzTest`](Kind::FuzzTest) that needs nightly's AddressSanitizer as well: skipped,
+    /// saying why, without it.
+    AsanTest(&'static str),
 }
 
 struct Step {
@@ -116,6 +119,12 @@ const STEPS: &[Step] = &[
         name: "crash-path",
         what: "the fuzz runner's crash path end to end on the selftest_crash fixture (fuzzing)",
         kind: Kind::FuzzTest("crash_path"),
+    },
+    Step {
+        name: "asan-write",
+        what: "AddressSanitizer stops the calloc-past-block variant at its write past a block \
+               (nightly; fuzzing)",
+        kind: Kind::AsanTest("asan_write"),
     },
     Step {
         name: "clusterfuzzlite",
@@ -282,7 +291,7 @@ fn run_step(kind: Kind, env: &mut Env) -> Verdict {
         }
         Kind::Actionlint => actionlint(&env.root),
         Kind::Miri => finish_miri(start_miri(&env.root), &env.root),
-        Kind::FuzzTest(test) => {
+        Kind::FuzzTest(test) | Kind::AsanTest(test) => {
             if !env.fuzz {
                 return Verdict::Skipped(format!(
                     "set TAGALLOC_FUZZ_TESTS=1 to run it (it builds the fuzz targets; \
@@ -294,6 +303,14 @@ fn run_step(kind: Kind, env: &mut Env) -> Verdict {
             });
             if let Err(e) = found {
                 return Verdict::Skipped(e.clone());
+            }
+            if matches!(kind, Kind::AsanTest(_)) {
+                let probe = env.root.join("target").join("asan-probe");
+                match toolchain::choose(None, &probe) {
+                    Ok(m) if m.sanitizer == toolchain::Sanitizer::Address => {}
+                    Ok(m) => return Verdict::Skipped(format!("no AddressSanitizer: {}", m.why)),
+                    Err(e) => return Verdict::Skipped(e),
+                }
             }
             let mut cmd = Command::new("cargo");
             cmd.args(["test", "-p", "xtask", "--test", test, "--", "--ignored"]);

@@ -37,6 +37,7 @@ const VARIANTS: &[(&str, &str)] = &[
     ("place-no-prev-used", "ops"),
     ("split-sliver", "ops"),
     ("no-coalesce-next", "ops"),
+    ("calloc-past-block", "ops"),
     ("trim-small-pad", "ops"),
     ("cache-class-edge", "locked"),
     ("cache-batch-count", "locked"),
