@@ -25,7 +25,7 @@ pub unsafe fn header(b: *mut u8) -> Option<Tag> {
 #[inline]
 pub unsafe fn header_unchecked(b: *mut u8) -> Tag {
     // SAFETY: readable and aligned (contract).
-    Tag::unchecked(unsafe { b.cast::<u64>().read() })
+    Tag::unchecked(unsafe { crate::track::load(b.cast()) })
 }
 
 /// Writes `tag` as the header of block `b`.
