@@ -829,9 +829,10 @@ impl<S: Source> Heap<S> {
     /// `b` must be an allocated block of a segment, with tag `t`.
     unsafe fn free_block(&mut self, b: *mut u8, t: Tag, call: Call) -> Result<(), Error> {
         let size = t.size();
-        // A block `realloc` moved out of is freed for real: it lies beside blocks that grow (a
-        // buffer grown a little at a time leaves one behind at every move), and on a fast list it
-        // would stay allocated to them and make them move too.
+        // Every block `realloc` frees (the one it moved out of, or `realloc(p, 0)`'s) is freed for
+        // real: a moved-out block lies beside blocks that grow (a buffer grown a little at a time
+        // leaves one behind at every move), and on a fast list it would stay allocated to them
+        // and make them move too.
         if self.fast_takes(size) && call != Call::Realloc {
             // The block after it must be intact, as the coalescing path checks.
             let next = b.wrapping_add(size);
