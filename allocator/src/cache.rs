@@ -1,11 +1,17 @@
-//! Per-thread caches of small blocks: the lock-free fast path of [`LockedHeap`](crate::LockedHeap).
+//! Per-thread caches of small and medium blocks: the lock-free fast path of
+//! [`LockedHeap`](crate::LockedHeap).
 //!
-//! Each thread keeps, for each exact size class (blocks of 32 to 1040 bytes), a short singly linked
-//! list of blocks it freed. `malloc` of a small size pops one without taking the heap's lock; `free`
-//! of a small block pushes it. When a list is empty the thread refills it with a batch: a whole
+//! Each thread keeps, for each size class, a short singly linked list of blocks it freed: exact
+//! classes for small blocks (32 to 1040 bytes), eight classes per power of two for medium ones
+//! (1152 to 32768 bytes; a medium request is rounded up to its class, at most an eighth more, so
+//! that the blocks freed are the sizes later requests take). `malloc` of a cached size pops one
+//! without taking the heap's lock; `free` of a block of a class's size pushes it. Medium blocks
+//! keep the heap's bins out of most medium requests too: without the caches, every one of them
+//! paid a best-fit search, a split, and a coalesce on free, each with the hardening's checks. When a list is empty the thread refills it with a batch: a whole
 //! batch another thread gave back, from the transfer cache (`Central`, under its own short lock),
 //! or else blocks from the heap under the heap's lock. When a list is full, half of it goes back:
-//! to the transfer cache when several threads share the caches, to the heap otherwise. On thread
+//! to the transfer cache when several threads share the caches, to the heap otherwise (a small
+//! class's half onto the heap's fast list, a medium class's freed for real). On thread
 //! exit the cache is given back the same way, through a `pthread` key destructor.
 //!
 //! The thread's cache is found through `thread_local!`, or, when the library is known to live in
@@ -44,12 +50,39 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 
-/// Exact size classes cached: blocks of 32, 48, ... 1040 bytes (requests up to 1032 bytes, the
-/// range glibc's tcache covers).
-pub(crate) const CLASSES: usize = 64;
-/// Blocks a class holds at most: about 8 KiB worth, between 4 and 64 blocks (64 of 128 bytes or
-/// less, 16 of 512, 8 of 1024), so small blocks rarely take a lock and a thread holds at most
-/// about 0.5 MiB. A table, so the hot path does not divide.
+/// Small classes: exact block sizes of 32, 48, ... 1040 bytes (requests up to 1032 bytes, the
+/// range glibc's tcache covers). These are also the heap's fast-list sizes.
+pub(crate) const SMALL_CLASSES: usize = 64;
+/// Medium classes: eight per power of two, blocks of 1152, 1280, ... 2048, 2304, ... 32768 bytes
+/// (requests up to 32760). A medium request is rounded up to its class's block (at most 1/8 more),
+/// so that blocks freed come back in the sizes later requests take.
+pub(crate) const MEDIUM_CLASSES: usize = 40;
+/// All classes cached: [`SMALL_CLASSES`] then [`MEDIUM_CLASSES`].
+pub(crate) const CLASSES: usize = SMALL_CLASSES + MEDIUM_CLASSES;
+/// The largest block a class holds.
+pub(crate) const MAX_BLOCK: usize = 32 << 10;
+
+/// The block size of each class. A table, so the hot path does not compute it.
+const BLOCKS: [u32; CLASSES] = {
+    let mut t = [0u32; CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        t[class] = if class < SMALL_CLASSES {
+            ((class + 2) * 16) as u32
+        } else {
+            let k = class - SMALL_CLASSES;
+            let e = 10 + k / 8;
+            ((1 << e) + (k % 8 + 1) * (1 << (e - 3))) as u32
+        };
+        class += 1;
+    }
+    t
+};
+
+/// Blocks a class holds at most: about 8 KiB worth for a small class, between 4 and 64 blocks (64
+/// of 128 bytes or less, 16 of 512, 8 of 1024), so small blocks rarely take a lock; about 16 KiB
+/// worth for a medium one, between 2 and 16 blocks (14 of 1152 bytes, 4 of 4096, 2 of 8192 and
+/// more). A thread holds at most about 0.5 MiB of small blocks and 0.8 MiB of medium ones.
 #[inline(always)]
 pub(crate) const fn limit(class: usize) -> u32 {
     LIMITS[class]
@@ -59,14 +92,19 @@ const LIMITS: [u32; CLASSES] = {
     let mut t = [0u32; CLASSES];
     let mut class = 0;
     while class < CLASSES {
-        let n = 8192 / ((class + 2) * 16);
-        t[class] = if n < 4 {
-            4
-        } else if n > 64 {
-            64
+        let (budget, lo, hi) = if class < SMALL_CLASSES {
+            (8192, 4, 64)
         } else {
-            n as u32
+            (16384, 2, 16)
         };
+        let n = budget / BLOCKS[class] as usize;
+        t[class] = if n < lo {
+            lo
+        } else if n > hi {
+            hi
+        } else {
+            n
+        } as u32;
         class += 1;
     }
     t
@@ -90,9 +128,16 @@ pub(crate) const fn cache_end(mmap_threshold: usize) -> usize {
     0
 }
 
-/// The class of a request of `n` bytes, at most the usable bytes of the largest class (1032).
-#[inline]
+/// The class of a request of `n` bytes, at most the usable bytes of the largest class (32760).
+#[inline(always)]
 pub(crate) fn class_of(n: usize) -> usize {
+    class_and_block(n).0
+}
+
+/// The class of a request of `n` bytes (as [`class_of`]) and the block size of that class: a
+/// small request's computed, a medium one's looked up (off the small path).
+#[inline(always)]
+fn class_and_block(n: usize) -> (usize, usize) {
     let n = if broken!(CacheClassEdge) {
         n.saturating_sub(7)
     } else {
@@ -100,13 +145,63 @@ pub(crate) fn class_of(n: usize) -> usize {
     };
     let block = (n + 23) & !15;
     let block = if block < 32 { 32 } else { block };
-    (block >> 4) - 2
+    if block <= 1040 {
+        ((block >> 4) - 2, block)
+    } else {
+        // Clamped here, not in `medium`, so that the compiler knows the class is in bounds.
+        let (class, block) = medium(block);
+        (class.min(CLASSES - 1), block)
+    }
+}
+
+/// The medium class of a block of `block` bytes (1041 to [`MAX_BLOCK`]; the last class for
+/// more) and that class's block.
+#[inline(never)]
+fn medium(block: usize) -> (usize, usize) {
+    let c = medium_class(block.min(MAX_BLOCK));
+    (c, block_of(c))
+}
+
+/// The medium class whose block is the smallest at least `block` bytes (1041 to [`MAX_BLOCK`]):
+/// `block - 1` lies in `[2^e, 2^(e+1))`, a power split in eight steps of `2^(e-3)`.
+#[inline(always)]
+const fn medium_class(block: usize) -> usize {
+    let b = block - 1;
+    let e = (usize::BITS - 1 - b.leading_zeros()) as usize;
+    SMALL_CLASSES + (e - 10) * 8 + ((b >> (e - 3)) - 8)
+}
+
+/// The class whose blocks are `size` bytes, or `size - 16` (a refill may take a block one sliver
+/// larger than its class: the heap does not split off less than a minimum block), for a block of
+/// 32 to [`MAX_BLOCK`] + 16 bytes, a multiple of 16; `None` if no class has that size.
+#[inline(always)]
+pub(crate) fn class_of_block(size: usize) -> Option<usize> {
+    if size <= 1040 {
+        return Some((size >> 4) - 2);
+    }
+    let c = medium_class(size);
+    if c < CLASSES && block_of(c) == size {
+        return Some(c);
+    }
+    if size - 16 > 1040 {
+        let c = medium_class(size - 16);
+        if block_of(c) == size - 16 {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// The block size of `class`.
+#[inline(always)]
+pub(crate) const fn block_of(class: usize) -> usize {
+    BLOCKS[class] as usize
 }
 
 /// The usable bytes of blocks of `class`.
-#[inline]
+#[inline(always)]
 pub(crate) const fn usable_of(class: usize) -> usize {
-    (class + 2) * 16 - 8
+    block_of(class) - 8
 }
 
 /// One thread's cache.
@@ -267,7 +362,7 @@ pub(crate) unsafe fn intact(p: *mut u8, class: usize) -> bool {
     // SAFETY: readable (contract). The header may be rewritten concurrently by the heap under the
     // lock (its PREV_USED bit), so it is read atomically; either value decodes.
     let (mark_word, word) = unsafe { (track::load(p.add(8).cast()) as usize, header_word(p)) };
-    let size = (class + 2) * 16;
+    let size = block_of(class);
     mark_word == mark(p)
         && Tag::decode(p as usize - 8, word).is_some_and(|t| {
             let t = t.with(PREV_USED, false);
@@ -305,7 +400,7 @@ pub(crate) fn pop_hot(size: usize, zeroed: bool, range: impl FnOnce() -> Range) 
         // SAFETY: as in `with`. Found first: finding it may call out (`__tls_get_addr`), and
         // nothing else is live yet that would have to be kept across the call.
         let c = unsafe { &mut *cache() };
-        let class = class_of(size);
+        let (class, block) = class_and_block(size);
         let range = range();
         let p = c.heads[class];
         if p.is_null() || c.epoch != EPOCH.load(Ordering::Relaxed) {
@@ -314,8 +409,7 @@ pub(crate) fn pop_hot(size: usize, zeroed: bool, range: impl FnOnce() -> Range) 
         // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs), with
         // its link and mark in its first two words and its header before it.
         let (next, word) = unsafe { (link::load(p), header_word(p)) };
-        let ok =
-            (next.is_null() | range.holds(next)) & Tag::is_allocated_of(word, (class + 2) * 16);
+        let ok = (next.is_null() | range.holds(next)) & Tag::is_allocated_of(word, block);
         if !ok {
             return ptr::null_mut();
         }
@@ -693,14 +787,57 @@ mod tests {
 
     #[test]
     fn cache_end_keeps_large_chunks_out_of_the_caches() {
-        assert_eq!(cache_end(128 << 10), 1040 - 8 + 1);
+        assert_eq!(cache_end(128 << 10), MAX_BLOCK - 8 + 1);
+        assert_eq!(cache_end(4096), 4096 - 8 + 1);
+        assert_eq!(cache_end(4088), 3840 - 8 + 1);
         assert_eq!(cache_end(1), 0);
         assert_eq!(cache_end(24), 0);
         assert_eq!(cache_end(25), 25);
         assert_eq!(cache_end(1000), 985);
-        for t in [25, 100, 513, 1000, 1017] {
+        for t in [25, 100, 513, 1000, 1017, 1040, 1200, 4096, 20000, 32760] {
             let end = cache_end(t);
             assert!(usable_of(class_of(end - 1)) < t);
         }
+    }
+
+    /// Every request maps to the smallest class that holds it, and no medium class wastes more
+    /// than an eighth of its block.
+    #[test]
+    fn class_of_is_the_smallest_class_that_holds_the_request() {
+        for n in 0..=usable_of(CLASSES - 1) {
+            let c = class_of(n);
+            assert!(usable_of(c) >= n, "{n}");
+            assert!(c == 0 || usable_of(c - 1) < n, "{n}");
+        }
+        for c in 1..CLASSES {
+            assert!(block_of(c) > block_of(c - 1) && block_of(c) % 16 == 0);
+            if c > SMALL_CLASSES {
+                assert!(block_of(c) - block_of(c - 1) <= block_of(c - 1) / 8, "{c}");
+            }
+        }
+        assert_eq!(block_of(SMALL_CLASSES), 1152);
+        assert_eq!(block_of(CLASSES - 1), MAX_BLOCK);
+    }
+
+    /// A block of a class's size, or a sliver (16 bytes) more, is filed under that class, and no
+    /// other size is.
+    #[test]
+    fn class_of_block_takes_class_sizes_and_their_slivers_only() {
+        for size in (32..=MAX_BLOCK + 16).step_by(16) {
+            let want = (0..CLASSES)
+                .find(|&c| block_of(c) == size)
+                .or_else(|| (SMALL_CLASSES..CLASSES).find(|&c| block_of(c) + 16 == size));
+            assert_eq!(class_of_block(size), want, "{size}");
+        }
+    }
+
+    #[test]
+    fn limits_stay_within_their_bounds() {
+        for c in 0..CLASSES {
+            let (lo, hi) = if c < SMALL_CLASSES { (4, 64) } else { (2, 16) };
+            assert!((lo..=hi).contains(&limit(c)), "{c}");
+        }
+        assert_eq!(limit(SMALL_CLASSES), 14);
+        assert_eq!(limit(CLASSES - 1), 2);
     }
 }

@@ -19,7 +19,7 @@
 //! [`Config::fast_lists`]: crate::Config::fast_lists
 
 use crate::block::{header, of_payload, payload};
-use crate::cache::{is_marked, mark, Chain, CLASSES};
+use crate::cache::{is_marked, mark, Chain, SMALL_CLASSES as CLASSES};
 use crate::error::{Call, Error, Misuse, MisuseKind};
 use crate::heap::Heap;
 use crate::link;

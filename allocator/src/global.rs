@@ -408,7 +408,7 @@ impl<S: Source + Send> LockedHeap<S> {
         let batch = c.batch(class);
         let detached = self.with(|h| {
             Self::merge(h, c);
-            if h.config.fast_lists {
+            if h.config.fast_lists && class < cache::SMALL_CLASSES {
                 h.fast_detach(class, batch)
             } else {
                 Ok(None)
@@ -464,7 +464,7 @@ impl<S: Source + Send> LockedHeap<S> {
         let range = self.range();
         self.with(|h| {
             Self::merge(h, c);
-            if h.config.fast_lists {
+            if h.config.fast_lists && class < cache::SMALL_CLASSES {
                 return h
                     .fast_attach(class, rest)
                     .map_err(|p| corrupted(Call::Free, p));
@@ -526,14 +526,29 @@ impl<S: Source + Send> LockedHeap<S> {
         Some(size)
     }
 
-    /// The cache class and usable size of `p` if it is a small allocated block (see
-    /// [`live_block`](Self::live_block)).
-    #[inline]
+    /// The cache class and usable size of `p` if it is an allocated block of a class's size (see
+    /// [`live_block`](Self::live_block)) whose requests the caches serve.
+    #[inline(always)]
     fn small_class(&self, p: *mut u8) -> Option<(usize, usize)> {
         match self.live_block(p)? {
             size @ 32..=1040 => Some(((size >> 4) - 2, size - 8)),
-            _ => None,
+            // Clamped here, not in `medium_class`, so that the compiler knows the class is in
+            // bounds.
+            size => self
+                .medium_class(size)
+                .map(|(class, usable)| (class.min(cache::CLASSES - 1), usable)),
         }
+    }
+
+    /// [`small_class`](Self::small_class) for a block above 1040 bytes: out of line, off the
+    /// small blocks' path.
+    #[inline(never)]
+    fn medium_class(&self, size: usize) -> Option<(usize, usize)> {
+        if size > cache::MAX_BLOCK + 16 {
+            return None;
+        }
+        let class = cache::class_of_block(size)?;
+        (cache::usable_of(class) < self.cache_end).then_some((class, size - 8))
     }
 
     /// `free`.

@@ -64,3 +64,52 @@ fn named_functions_match_the_enum() {
     assert!(targets::ops(&data).is_ok() && targets::diff(&data).is_ok());
     assert!(targets::misuse(&data).is_ok() && targets::faults(&data).is_ok());
 }
+
+/// The targets that drive the thread caches reach their medium classes (blocks of 1033 to 32760
+/// usable bytes, rounded to eight classes per power of two): their committed corpora hold inputs
+/// that free a medium block and then ask for another, so a cached medium block is pushed, and
+/// popped or given back, in every `cargo test` replay.
+#[test]
+fn the_cache_targets_corpora_reach_the_medium_classes() {
+    use tagalloc_diff::op::Op;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let medium = |n: usize| (1033..=32_760).contains(&n);
+    for target in [Target::Locked, Target::Threads] {
+        let (mut inputs, mut reaching) = (0, 0);
+        let dir = root.join(target.name());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            inputs += 1;
+            let trace = target.decode(&data);
+            let mut sizes = std::collections::HashMap::new();
+            let (mut freed, mut reached) = (false, false);
+            for op in &trace.ops {
+                match *op {
+                    Op::Malloc { slot, size } => {
+                        reached |= freed && medium(size);
+                        sizes.insert(slot, size);
+                    }
+                    Op::Calloc { slot, count, size } => {
+                        let n = count.saturating_mul(size);
+                        reached |= freed && medium(n);
+                        sizes.insert(slot, n);
+                    }
+                    Op::Free { slot } => {
+                        freed |= sizes.remove(&slot).is_some_and(medium);
+                    }
+                    _ => {}
+                }
+            }
+            reaching += usize::from(reached);
+        }
+        eprintln!(
+            "{}: {reaching} of {inputs} inputs reach the medium classes",
+            target.name()
+        );
+        assert!(
+            reaching >= 5,
+            "{}: only {reaching} of {inputs} inputs free a medium block and then ask for one",
+            target.name()
+        );
+    }
+}
