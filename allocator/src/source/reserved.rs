@@ -59,6 +59,9 @@ impl Reserved {
     /// Nothing may use memory of this break any more: the heap over it is gone.
     pub unsafe fn rewind(&mut self) {
         if !self.base.is_null() {
+            // What the heap left poisoned for AddressSanitizer (its headers, free blocks, the
+            // slack of its blocks) is plain memory again for the next heap.
+            crate::track::expose(self.base, self.high);
             // SAFETY: [base, base + high) was opened (high <= committed) and is unused (contract).
             unsafe { ptr::write_bytes(self.base, 0, self.high) };
         }
@@ -76,6 +79,8 @@ impl Default for Reserved {
 impl Drop for Reserved {
     fn drop(&mut self) {
         if !self.base.is_null() {
+            // The addresses may be mapped again by someone else: nothing stays poisoned there.
+            crate::track::expose(self.base, self.high);
             // SAFETY: the reservation is ours and the heap that used it is gone.
             unsafe { os::unmap(self.base, self.cap) }
         }
