@@ -110,6 +110,28 @@ const LIMITS: [u32; CLASSES] = {
     t
 };
 
+/// The most blocks a class may come to hold ([`ThreadCache::trip`]): four times its starting
+/// [`limit`] for a small class, at most 256 (32 KiB worth of blocks of 128 bytes), twice for a
+/// medium one. A thread holds at most about 2 MiB of small blocks and 1.6 MiB of medium ones, and
+/// only in the classes it churns through.
+#[inline]
+pub(crate) const fn max_limit(class: usize) -> u32 {
+    let n = if class < SMALL_CLASSES {
+        LIMITS[class] * 4
+    } else {
+        LIMITS[class] * 2
+    };
+    if n > 256 {
+        256
+    } else {
+        n
+    }
+}
+
+/// Lock trips (refills of an empty class, flushes of a full one) after which a class's limit
+/// doubles.
+const TRIPS_TO_GROW: u8 = 4;
+
 /// The owner's cap on blocks per class ([`Config::cache_limit`](crate::Config::cache_limit)),
 /// applied to [`limit`] when a cache is (re)set for the owner's epoch.
 static CAP: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -210,9 +232,11 @@ pub(crate) struct ThreadCache {
     epoch: usize,
     heads: [*mut u8; CLASSES],
     counts: [u32; CLASSES],
-    /// Blocks each class holds at most in this epoch: [`limit`] capped by the owner's
-    /// `cache_limit`, at least 1.
+    /// Blocks each class holds at most in this epoch: [`limit`], grown by [`ThreadCache::trip`]
+    /// up to [`max_limit`], capped by the owner's `cache_limit`, at least 1.
     limits: [u32; CLASSES],
+    /// Lock trips of each class since its limit last grew ([`ThreadCache::trip`]).
+    trips: [u8; CLASSES],
     /// Calls served here since the counts were last merged into the heap's statistics.
     pub(crate) mallocs: u64,
     pub(crate) callocs: u64,
@@ -220,19 +244,25 @@ pub(crate) struct ThreadCache {
     pub(crate) reallocs: u64,
 }
 
-thread_local! {
-    static CACHE: UnsafeCell<ThreadCache> = const {
-        UnsafeCell::new(ThreadCache {
+impl ThreadCache {
+    /// An empty cache of no epoch (set up on first use).
+    const fn new() -> ThreadCache {
+        ThreadCache {
             epoch: 0,
             heads: [ptr::null_mut(); CLASSES],
             counts: [0; CLASSES],
             limits: LIMITS,
+            trips: [0; CLASSES],
             mallocs: 0,
             callocs: 0,
             frees: 0,
             reallocs: 0,
-        })
-    };
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: UnsafeCell<ThreadCache> = const { UnsafeCell::new(ThreadCache::new()) };
 }
 
 static OWNER: AtomicUsize = AtomicUsize::new(0);
@@ -596,13 +626,34 @@ impl ThreadCache {
         )
     }
 
-    /// Adds `chain` to `class` (the caller keeps the class within its limit).
+    /// Adds `chain` to `class` (the caller keeps the class within its limit). A chain another
+    /// thread gave back may be longer than this thread's limit (its class had grown,
+    /// [`ThreadCache::trip`]): the limit grows to hold it, within [`max_limit`].
     pub(crate) fn put_chain(&mut self, class: usize, chain: Chain) {
+        let len = chain.len;
+        if len > self.limits[class] {
+            self.limits[class] = len.min(max_limit(class));
+        }
         attach(&mut self.heads[class], &mut self.counts[class], chain);
     }
 }
 
 impl ThreadCache {
+    /// Counts a lock trip of `class`: a refill of it empty, or a flush of it full. Every
+    /// [`TRIPS_TO_GROW`]th doubles its limit, up to [`max_limit`] and the owner's cap, so that a
+    /// class the program allocates and frees in batches larger than the cache holds (sh6bench's
+    /// shape, glibc's bench-malloc-simple) takes the lock less often for each block, while classes
+    /// it uses lightly keep their small limits.
+    pub(crate) fn trip(&mut self, class: usize) {
+        self.trips[class] += 1;
+        if self.trips[class] >= TRIPS_TO_GROW {
+            self.trips[class] = 0;
+            let cap = CAP.load(Ordering::Relaxed);
+            let grown = self.limits[class].saturating_mul(2);
+            self.limits[class] = grown.min(max_limit(class)).min(cap).max(1);
+        }
+    }
+
     /// Blocks a refill takes, and a flush gives back: half the class's limit, at least one.
     #[inline]
     pub(crate) fn batch(&self, class: usize) -> usize {
@@ -615,6 +666,7 @@ impl ThreadCache {
         for class in 0..CLASSES {
             self.limits[class] = limit(class).min(cap).max(1);
         }
+        self.trips = [0; CLASSES];
         self.heads = [ptr::null_mut(); CLASSES];
         self.counts = [0; CLASSES];
         self.epoch = epoch;
@@ -743,6 +795,13 @@ impl ThreadCache {
     pub(crate) fn check(&self, owns: Owns) -> Result<(), Corruption> {
         for class in 0..CLASSES {
             let n = self.counts[class];
+            if self.limits[class] > max_limit(class) {
+                return Err(Corruption {
+                    invariant: 10,
+                    addr: self.heads[class] as usize,
+                    what: "a thread cache class's limit grew past its bound",
+                });
+            }
             if n > self.limits[class] {
                 return Err(Corruption {
                     invariant: 10,
@@ -839,5 +898,35 @@ mod tests {
         }
         assert_eq!(limit(SMALL_CLASSES), 14);
         assert_eq!(limit(CLASSES - 1), 2);
+    }
+
+    /// Every fourth lock trip doubles a class's limit, up to its bound and the owner's cap.
+    #[test]
+    fn trips_double_the_limit_up_to_its_bound() {
+        let mut c = ThreadCache::new();
+        let class = class_of(100);
+        assert_eq!(c.limits[class], 64);
+        for _ in 0..3 {
+            c.trip(class);
+        }
+        assert_eq!(c.limits[class], 64);
+        c.trip(class);
+        assert_eq!(c.limits[class], 128);
+        for _ in 0..40 {
+            c.trip(class);
+        }
+        assert_eq!(c.limits[class], 256);
+        assert_eq!(max_limit(class), 256);
+        assert_eq!(max_limit(class_of(1000)), 32);
+        assert_eq!(max_limit(SMALL_CLASSES), 28);
+        assert_eq!(max_limit(CLASSES - 1), 4);
+        for class in 0..CLASSES {
+            assert!(max_limit(class) >= limit(class) && max_limit(class) <= 256);
+        }
+        assert_eq!(
+            c.limits[class_of(200)],
+            limit(class_of(200)),
+            "other classes stay"
+        );
     }
 }

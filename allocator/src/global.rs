@@ -381,6 +381,7 @@ impl<S: Source + Send> LockedHeap<S> {
             if let Some(p) = self.pop(c, class)? {
                 return Ok(p);
             }
+            c.trip(class);
             self.refill(c, class)
         })
     }
@@ -471,10 +472,11 @@ impl<S: Source + Send> LockedHeap<S> {
             }
             let mut result = Ok(());
             let mapped = |q: *mut u8| h.owns((q as usize).wrapping_sub(8), 32);
-            let mut blocks = [ptr::null_mut(); 64];
+            let mut blocks = [ptr::null_mut(); 256];
             let mut n = 0;
             // The blocks are gathered first, then freed: the walk reads the heap (`owns`) while
-            // freeing changes it. A chain is at most a class's limit, 64 blocks.
+            // freeing changes it. A chain is at most a class's limit, 256 blocks
+            // ([`cache::max_limit`]).
             let walked = rest.drain(range, mapped, |p| {
                 if n < blocks.len() {
                     blocks[n] = p;
@@ -621,6 +623,7 @@ impl<S: Source + Send> LockedHeap<S> {
                 return Ok(());
             }
             self.flush(c, class)?;
+            c.trip(class);
             // SAFETY: as above; the class now has room.
             unsafe { c.push(class, p) };
             Ok(())

@@ -45,7 +45,7 @@
 //!     is an allocated block of a segment (a break segment, or a mapped one when the break cannot
 //!     grow), of its list's size class (or up to one sliver
 //!     larger, as a refill may take it), carrying the cached mark; every list holds exactly its
-//!     count of blocks, within its limit (checked by
+//!     count of blocks, within its limit, which has grown no further than its bound (checked by
 //!     [`LockedHeap::check`](crate::LockedHeap::check), for the calling thread's cache).
 //! 11. Every free-list link is stored protected with its own address (`crate::link`); revealed,
 //!     it is null or points, 8 modulo 16 and inside the heap's memory, at a free block of the same

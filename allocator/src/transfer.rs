@@ -168,12 +168,19 @@ impl Central {
 }
 
 impl Central {
-    /// Invariant 10 over the transfer cache: each batch holds `len` checked blocks of its class
-    /// and ends at its recorded last block.
+    /// Invariant 10 over the transfer cache: each batch holds `len` checked blocks of its class,
+    /// no more than a class may hold, and ends at its recorded last block.
     pub(crate) fn check(&self, owns: Owns) -> Result<(), Corruption> {
         for class in 0..CLASSES {
             for chain in &self.chains[class][..self.counts[class]] {
                 let last = check_list(chain.first, chain.len as usize, class, owns)?;
+                if chain.len > crate::cache::max_limit(class) {
+                    return Err(Corruption {
+                        invariant: 10,
+                        addr: chain.first as usize,
+                        what: "a transfer-cache batch is longer than a class may hold",
+                    });
+                }
                 if chain.len == 0 || last != chain.last {
                     return Err(Corruption {
                         invariant: 10,
