@@ -128,6 +128,33 @@ pub(crate) const fn max_limit(class: usize) -> u32 {
     }
 }
 
+/// How far a class may grow under the owner's cap `cap` on starting limits: to four times its
+/// starting limit (twice for a medium class), within [`max_limit`].
+#[inline]
+const fn bound(class: usize, cap: u32) -> u32 {
+    let start = if LIMITS[class] < cap {
+        LIMITS[class]
+    } else {
+        cap
+    };
+    let start = if start < 1 { 1 } else { start };
+    let n = start.saturating_mul(if class < SMALL_CLASSES { 4 } else { 2 });
+    if n < max_limit(class) {
+        n
+    } else {
+        max_limit(class)
+    }
+}
+
+/// Times a class's limit has grown, in any thread, since the process started ([`growths`]).
+static GROWTHS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times a thread-cache class's limit has grown ([`ThreadCache::trip`]) in this process:
+/// a statistic, which the suite's tests read to see that the fuzz targets' corpora reach growth.
+pub fn growths() -> usize {
+    GROWTHS.load(Ordering::Relaxed)
+}
+
 /// Lock trips (refills of an empty class, flushes of a full one) after which a class's limit
 /// doubles.
 const TRIPS_TO_GROW: u8 = 4;
@@ -232,8 +259,8 @@ pub(crate) struct ThreadCache {
     epoch: usize,
     heads: [*mut u8; CLASSES],
     counts: [u32; CLASSES],
-    /// Blocks each class holds at most in this epoch: [`limit`], grown by [`ThreadCache::trip`]
-    /// up to [`max_limit`], capped by the owner's `cache_limit`, at least 1.
+    /// Blocks each class holds at most in this epoch: [`limit`] capped by the owner's
+    /// `cache_limit`, at least 1, to start; grown by [`ThreadCache::trip`] up to its [`bound`].
     limits: [u32; CLASSES],
     /// Lock trips of each class since its limit last grew ([`ThreadCache::trip`]).
     trips: [u8; CLASSES],
@@ -640,7 +667,8 @@ impl ThreadCache {
 
 impl ThreadCache {
     /// Counts a lock trip of `class`: a refill of it empty, or a flush of it full. Every
-    /// [`TRIPS_TO_GROW`]th doubles its limit, up to [`max_limit`] and the owner's cap, so that a
+    /// [`TRIPS_TO_GROW`]th doubles its limit, up to its [`bound`] (four times its start, twice
+    /// for a medium class, under the owner's cap on starting limits), so that a
     /// class the program allocates and frees in batches larger than the cache holds (sh6bench's
     /// shape, glibc's bench-malloc-simple) takes the lock less often for each block, while classes
     /// it uses lightly keep their small limits.
@@ -648,9 +676,13 @@ impl ThreadCache {
         self.trips[class] += 1;
         if self.trips[class] >= TRIPS_TO_GROW {
             self.trips[class] = 0;
-            let cap = CAP.load(Ordering::Relaxed);
-            let grown = self.limits[class].saturating_mul(2);
-            self.limits[class] = grown.min(max_limit(class)).min(cap).max(1);
+            let grown = self.limits[class]
+                .saturating_mul(2)
+                .min(bound(class, CAP.load(Ordering::Relaxed)));
+            if grown > self.limits[class] {
+                GROWTHS.fetch_add(1, Ordering::Relaxed);
+            }
+            self.limits[class] = grown;
         }
     }
 
@@ -928,5 +960,10 @@ mod tests {
             limit(class_of(200)),
             "other classes stay"
         );
+        // Under a cap of 2 on starting limits a small class grows to 8, a medium one to 4.
+        assert_eq!(bound(class, 2), 8);
+        assert_eq!(bound(SMALL_CLASSES, 2), 4);
+        assert_eq!(bound(class, u32::MAX), 256);
+        assert_eq!(bound(CLASSES - 1, 1), 2);
     }
 }

@@ -92,9 +92,11 @@ pub struct Config {
     /// again (a common rhythm) then keeps its pages instead of giving them back and faulting them
     /// in again. 0 trims at once.
     pub trim_delay: u32,
-    /// Blocks each thread cache keeps per size class at most, below the built-in table's limits
-    /// (`u32::MAX`: the table alone; at least 1). Read by [`LockedHeap`](crate::LockedHeap) when
-    /// it takes the thread caches; the heap itself has no caches.
+    /// Blocks each thread cache keeps per size class to start with, below the built-in table's
+    /// limits (`u32::MAX`: the table alone; at least 1); a class that keeps taking the lock grows
+    /// to four times that (twice for a medium class), within the built-in bound. Read by
+    /// [`LockedHeap`](crate::LockedHeap) when it takes the thread caches; the heap itself has no
+    /// caches.
     pub cache_limit: u32,
     /// Whether freed blocks of up to 1040 bytes go on the fast lists (`crate::fast`): kept
     /// allocated to their neighbours, reused by the next request of their exact size, and
