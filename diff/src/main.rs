@@ -17,6 +17,8 @@ use tagalloc_diff::{bytes, differ, harness_bench, runner, text, trace_file, Repo
 
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/sancov.rs"]
+mod sancov;
 use check::{fuzz, lab, run, shrink_cmd};
 
 const USAGE: &str = "\
@@ -29,10 +31,16 @@ usage:
                                                           our memlib, checked under malloc-lab
                                                           on lab-style traces (and TRACEs),
                                                           timed, then fuzzed for S seconds
-  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first]  random traces
-                                                          for S seconds (default 10); each new
+  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first] [--corpus DIR]
+                       [--blind]                          traces for S seconds (default 10),
+                                                          mutated from a corpus (random draws,
+                                                          DIR's traces) kept by feedback (each
+                                                          call's outcome; edge coverage of an
+                                                          object built with clang
+                                                          -fsanitize=fuzzer-no-link); each new
                                                           failure shrunk and saved under --save
-                                                          (--first: stop after the first)
+                                                          (--first: stop after the first;
+                                                          --blind: random draws, no feedback)
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
@@ -119,6 +127,8 @@ struct Args {
     save: Option<String>,
     seed: Option<u64>,
     first: bool,
+    blind: bool,
+    corpus: Option<String>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
@@ -139,6 +149,8 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
         save: None,
         seed: None,
         first: false,
+        blind: false,
+        corpus: None,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -168,6 +180,8 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             "-o" => a.out = Some(value("-o")?),
             "--save" => a.save = Some(value("--save")?),
             "--first" => a.first = true,
+            "--blind" => a.blind = true,
+            "--corpus" => a.corpus = Some(value("--corpus")?),
             "--seed" => {
                 let v = value("--seed")?;
                 let n = v
