@@ -220,7 +220,8 @@ pub(super) fn fuzz(a: &Args) -> Outcome {
     let feedback = if plan.blind || judge.against.is_some() {
         "none (blind)".to_string()
     } else if counters > 0 {
-        format!("outcomes and coverage ({counters} counters in {modules} instrumented modules)")
+        let s = if modules == 1 { "" } else { "s" };
+        format!("outcomes and coverage ({counters} counters in {modules} instrumented module{s})")
     } else {
         "outcomes (no -fsanitize=fuzzer-no-link coverage)".to_string()
     };
@@ -235,11 +236,15 @@ pub(super) fn fuzz(a: &Args) -> Outcome {
     );
     let found = fuzz_so::run(&judge, &plan, &save, &mut std::io::stdout()).map_err(bad)?;
     println!(
-        "\n{} traces in {:.1} s ({:.0} a second); corpus {} traces, {} features ({} of \
-         coverage); {} distinct failures",
+        "\n{} traces in {:.1} s ({:.0} a second; {:.0} a second outside the {:.1} s of \
+         shrinking; {:.0} ops a trace); corpus {} traces, {} features ({} of coverage); {} \
+         distinct failures",
         found.runs,
         found.secs,
         found.runs as f64 / found.secs.max(1e-9),
+        found.runs as f64 / (found.secs - found.shrink_secs).max(1e-9),
+        found.shrink_secs,
+        found.ops as f64 / found.runs.max(1) as f64,
         found.kept,
         found.features.0,
         found.features.1,

@@ -6,7 +6,12 @@
 //!   block's alignment class), NULL with its `errno`, `realloc` in place, moved or freeing, `free`
 //!   done, a usable size (its bit length), unsupported, misuse reported;
 //! - its kind × the number of live blocks (bit length): how deep into a heap the trace got;
-//! - the kind of the call before it × its kind.
+//! - the kind of the call before it × its kind;
+//! - for a call that returned a block: its kind × size class × how many blocks of that size class
+//!   were freed and not yet handed out again (up to 15): how full the allocator's free list for
+//!   the size may be. Allocators change behaviour at such depths (glibc's tcache holds 7 blocks
+//!   of a size), and a trace that frees one more block of a size than any before is kept, so the
+//!   fuzzer climbs towards them.
 //!
 //! A trace that shows a feature no earlier trace showed joins the corpus ([`super::corpus`]).
 //! Coverage counters of an instrumented object give features of their own ([`super::coverage`]),
@@ -34,19 +39,25 @@ struct Notes {
     /// The last [`FREED`] addresses freed (zero: none).
     freed: [usize; FREED],
     next_freed: usize,
-    /// Blocks live (as far as the replies tell).
-    live: usize,
+    /// Blocks live (as far as the replies tell): address and size class.
+    live: Vec<(usize, u64)>,
+    /// Per size class, blocks freed and not yet followed by an allocation of the class.
+    pending: [u8; 65],
     /// Kind of the previous call (0: none yet).
     last: u64,
 }
 
-static NOTES: Mutex<Notes> = Mutex::new(Notes {
+/// Notes of no call yet.
+const NO_NOTES: Notes = Notes {
     features: Vec::new(),
     freed: [0; FREED],
     next_freed: 0,
-    live: 0,
+    live: Vec::new(),
+    pending: [0; 65],
     last: 0,
-});
+};
+
+static NOTES: Mutex<Notes> = Mutex::new(NO_NOTES);
 
 /// splitmix64's finaliser: a hash of `x` whose bits all depend on all of its bits.
 pub(super) fn mix(x: u64) -> u64 {
@@ -84,32 +95,47 @@ fn kind_and_class(req: &Request) -> (u64, u64) {
 }
 
 impl Notes {
+    /// `addr` was freed (or moved from by `realloc`).
     fn freed(&mut self, addr: usize) {
         self.freed[self.next_freed] = addr;
         self.next_freed = (self.next_freed + 1) % FREED;
-        self.live = self.live.saturating_sub(1);
+        if let Some(i) = self.live.iter().position(|&(a, _)| a == addr) {
+            let (_, class) = self.live.swap_remove(i);
+            let pending = &mut self.pending[class as usize];
+            *pending = pending.saturating_add(1);
+        }
     }
 
-    /// The outcome of `req` answered `reply`, updating what is live and freed.
-    fn outcome(&mut self, req: &Request, reply: &Reply) -> u64 {
+    /// A block of size class `class` was handed out at `addr`; returns how many of the class were
+    /// pending before.
+    fn allocated(&mut self, addr: usize, class: u64) -> u64 {
+        self.live.push((addr, class));
+        let pending = &mut self.pending[class as usize];
+        let before = u64::from(*pending);
+        *pending = pending.saturating_sub(1);
+        before.min(15)
+    }
+
+    /// The outcome of `req` answered `reply`, updating what is live and freed; and for a block
+    /// handed out, the depth feature's count.
+    fn outcome(&mut self, req: &Request, reply: &Reply) -> (u64, Option<u64>) {
         let old = match *req {
             Request::Realloc { ptr, .. } | Request::Free { ptr } => ptr as usize,
             _ => 0,
         };
-        match *reply {
+        let outcome = match *reply {
             Reply::Ptr(p) => {
                 let addr = p.as_ptr() as usize;
                 let align = u64::from(addr.trailing_zeros().min(12));
                 if matches!(req, Request::UsableSize { .. }) {
-                    return 100 + align;
+                    return (100 + align, None);
                 }
                 if old != 0 {
                     if addr == old {
-                        return 200;
+                        return (200, None);
                     }
                     self.freed(old);
                 }
-                self.live += 1;
                 let reused = self.freed.contains(&addr);
                 if reused {
                     // Reused once: a second hand-out of it is no reuse of a freed block.
@@ -118,7 +144,8 @@ impl Notes {
                         .filter(|a| **a == addr)
                         .for_each(|a| *a = 0);
                 }
-                300 + 16 * u64::from(reused) + align
+                let depth = self.allocated(addr, class(req_bytes(req)));
+                return (300 + 16 * u64::from(reused) + align, Some(depth));
             }
             Reply::Null { errno } => 400 + (errno as u64 & 0xff),
             Reply::Freed => {
@@ -134,7 +161,21 @@ impl Notes {
             Reply::Size(n) => 700 + class(n),
             Reply::Unsupported => 800,
             Reply::Misuse(_) => 900,
-        }
+        };
+        (outcome, None)
+    }
+}
+
+/// The bytes `req` asks for (0 for `free` and `malloc_usable_size`).
+fn req_bytes(req: &Request) -> usize {
+    match *req {
+        Request::Malloc { size }
+        | Request::Realloc { size, .. }
+        | Request::PosixMemalign { size, .. }
+        | Request::AlignedAlloc { size, .. }
+        | Request::Memalign { size, .. } => size,
+        Request::Calloc { count, size } => count.saturating_mul(size),
+        Request::Free { .. } | Request::UsableSize { .. } => 0,
     }
 }
 
@@ -142,11 +183,16 @@ impl Notes {
 pub fn observe(req: &Request, reply: &Reply) {
     let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
     let (kind, size) = kind_and_class(req);
-    let outcome = notes.outcome(req, reply);
-    let (live, last) = (class(notes.live), notes.last);
+    let (outcome, depth) = notes.outcome(req, reply);
+    let (live, last) = (class(notes.live.len()), notes.last);
     notes.features.push(feature([1, kind, size, outcome]));
     notes.features.push(feature([2, kind, live, 0]));
     notes.features.push(feature([3, last, kind, 0]));
+    if let Some(depth) = depth {
+        notes
+            .features
+            .push(feature([4, kind, class(req_bytes(req)), depth]));
+    }
     notes.last = kind;
 }
 
@@ -155,15 +201,7 @@ pub fn observe(req: &Request, reply: &Reply) {
 pub fn take() -> Vec<u64> {
     let mut features = {
         let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
-        let features = std::mem::take(&mut notes.features);
-        *notes = Notes {
-            features: Vec::new(),
-            freed: [0; FREED],
-            next_freed: 0,
-            live: 0,
-            last: 0,
-        };
-        features
+        std::mem::replace(&mut *notes, NO_NOTES).features
     };
     super::coverage::append(&mut features);
     features.sort_unstable();

@@ -76,8 +76,12 @@ impl Plan {
 pub struct Found {
     /// Traces run.
     pub runs: usize,
+    /// Ops in those traces.
+    pub ops: usize,
     /// Seconds spent.
     pub secs: f64,
+    /// Seconds of those spent shrinking.
+    pub shrink_secs: f64,
     /// Each distinct signature: where its minimal trace was saved, how often it was hit, and
     /// after how many seconds it was first found and shrunk.
     pub signatures: BTreeMap<Signature, (PathBuf, usize, f64)>,
@@ -185,6 +189,7 @@ pub fn run(judge: &Judge, plan: &Plan, save: &Path, out: &mut dyn Write) -> Resu
             },
         };
         found.runs += 1;
+        found.ops += trace.len();
         let result = if feedback {
             let (result, features) = test(judge, &trace)?;
             if result.is_ok() {
@@ -211,7 +216,9 @@ pub fn run(judge: &Judge, plan: &Plan, save: &Path, out: &mut dyn Write) -> Resu
             },
             ..judge.clone()
         };
+        let t0 = Instant::now();
         let min = shrinker.shrink(&first);
+        found.shrink_secs += t0.elapsed().as_secs_f64();
         std::fs::create_dir_all(save).map_err(|e| format!("{}: {e}", save.display()))?;
         let file = save.join(format!("fuzz-{}.trace", sig.slug()));
         std::fs::write(&file, min.regression()).map_err(|e| format!("{}: {e}", file.display()))?;
