@@ -13,10 +13,12 @@ use tagalloc_diff::backend::Spec;
 use tagalloc_diff::op::{Dialect, Op, Trace, SIZES};
 use tagalloc_diff::shadow::rules::Contract;
 use tagalloc_diff::targets::Target;
-use tagalloc_diff::{bytes, differ, harness_bench, runner, text, trace_file, Report};
+use tagalloc_diff::{bytes, differ, harness_bench, runner, space, text, trace_file, Report};
 
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/sancov.rs"]
+mod sancov;
 use check::{fuzz, lab, run, shrink_cmd};
 
 const USAGE: &str = "\
@@ -29,13 +31,22 @@ usage:
                                                           our memlib, checked under malloc-lab
                                                           on lab-style traces (and TRACEs),
                                                           timed, then fuzzed for S seconds
-  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first]  random traces
-                                                          for S seconds (default 10); each new
+  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first] [--corpus DIR]
+                       [--blind]                          traces for S seconds (default 10),
+                                                          mutated from a corpus (random draws,
+                                                          DIR's traces) kept by feedback (each
+                                                          call's outcome; edge coverage of an
+                                                          object built with clang
+                                                          -fsanitize=fuzzer-no-link); each new
                                                           failure shrunk and saved under --save
-                                                          (--first: stop after the first)
+                                                          (--first: stop after the first;
+                                                          --blind: random draws, no feedback)
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
-  tagalloc-diff bench  [--ops N] [--runs R]               operations per second, full oracle stack
+  tagalloc-diff bench  [--ops N] [--runs R] [--backend B] operations per second, full oracle stack;
+                                                          with B, also B's calls/s and space
+                                                          (peak live, footprint) beside libc's
+                                                          and tagalloc's
   tagalloc-diff bench  --harness                          exec/s per fuzz target on its corpus, replay ops/s
   tagalloc-diff stress [--threads N] [--time S] [--config 'NAME=V ...']  the locked heap, N threads at once
 B is tagalloc, locked (the locked heap with thread caches), libc, or the path of a shared object
@@ -119,6 +130,8 @@ struct Args {
     save: Option<String>,
     seed: Option<u64>,
     first: bool,
+    blind: bool,
+    corpus: Option<String>,
 }
 
 fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
@@ -139,6 +152,8 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
         save: None,
         seed: None,
         first: false,
+        blind: false,
+        corpus: None,
     };
     let mut it = argv.iter();
     while let Some(w) = it.next() {
@@ -168,6 +183,8 @@ fn parse_args(argv: &[String]) -> Result<Parsed, Bad> {
             "-o" => a.out = Some(value("-o")?),
             "--save" => a.save = Some(value("--save")?),
             "--first" => a.first = true,
+            "--blind" => a.blind = true,
+            "--corpus" => a.corpus = Some(value("--corpus")?),
             "--seed" => {
                 let v = value("--seed")?;
                 let n = v
@@ -369,8 +386,51 @@ fn bench(a: &Args) -> Outcome {
         measure("tagalloc vs libc", &|t| {
             differ::diff(tagalloc(), LibcBackend::new(), t)
         })?;
+        if a.backend != Spec::Tagalloc {
+            bench_space(&a.backend, n, &traces)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bench --backend B`: B's calls a second and space beside libc's and tagalloc's, on the same
+/// traces: the calls alone, no shadow, each trace in a forked child ([`space::measure_any`]).
+/// Peak live is the most payload live at once; footprint, how far the child's resident memory
+/// had grown at that moment; both the median over the traces, as is their ratio. Memory a heap
+/// already held in this process (libc's, tagalloc's kept private break) and reuses does not
+/// grow the child, so for those two the footprint is a lower bound; a shared object starts from
+/// its pristine state, so its footprint is all its own.
+fn bench_space(backend: &Spec, n: usize, traces: &[Trace]) -> Result<(), Bad> {
+    let mut specs = vec![backend.clone(), Spec::Libc, Spec::Tagalloc];
+    specs.dedup();
+    println!(
+        "{:>8} {:>24} {:>14} {:>12} {:>12} {:>6}   (calls alone, no shadow; >: at least)",
+        "ops", "backend", "calls/s", "peak live", "footprint", "util"
+    );
+    for spec in specs {
+        let limit = std::time::Duration::from_secs(60);
+        let (mut secs, mut calls) = (0.0, 0);
+        let (mut peaks, mut prints, mut utils) = (Vec::new(), Vec::new(), Vec::new());
+        for t in traces {
+            let m = space::measure_any(&|| spec.open(t).ok(), t, limit)
+                .ok_or_else(|| bad(format!("{spec} crashed or hung on a benchmark trace")))?;
+            (secs, calls) = (secs + m.secs, calls + m.ops);
+            peaks.push(m.peak_payload as f64);
+            prints.push(m.heap_at_peak as f64);
+            utils.push(m.util().unwrap_or(0.0));
+        }
+        let name = spec.to_string();
+        let name = &name[name.len().saturating_sub(24)..];
+        let bound = if spec == *backend { " " } else { ">" };
+        println!(
+            "{n:>8} {name:>24} {:>14.0} {:>12.0} {bound}{:>11.0} {:>5.0}%",
+            calls as f64 / secs.max(1e-9),
+            median(peaks),
+            median(prints),
+            100.0 * median(utils)
+        );
+    }
+    Ok(())
 }
 
 /// `stress`: the locked heap under real parallelism for a bounded time (see `stress.rs`).

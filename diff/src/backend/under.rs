@@ -4,6 +4,8 @@
 //! the allocator must manage ([`Limits::LAB`]) and which calls it is asked at all: the lab's
 //! specification has no aligned calls, so they are answered [`Reply::Unsupported`] without
 //! calling the allocator, and the runner skips them. Everything else passes straight through.
+//! It may also show every call and its reply to an observer ([`Under::observed`]): the fuzzer's
+//! outcome features ([`crate::fuzz_so::features`]) are taken there.
 
 use super::{Backend, Caps, Fault, Limits, Reply, Request};
 use crate::shadow::rules::Contract;
@@ -12,12 +14,25 @@ use crate::shadow::rules::Contract;
 pub struct Under<B> {
     inner: B,
     contract: Contract,
+    observe: Option<fn(&Request, &Reply)>,
 }
 
 impl<B: Backend> Under<B> {
     /// `inner`, held to `contract`.
     pub fn new(inner: B, contract: Contract) -> Under<B> {
-        Under { inner, contract }
+        Under {
+            inner,
+            contract,
+            observe: None,
+        }
+    }
+
+    /// The same, showing every call the allocator answers, and its reply, to `observe`.
+    pub fn observed(self, observe: fn(&Request, &Reply)) -> Under<B> {
+        Under {
+            observe: Some(observe),
+            ..self
+        }
     }
 }
 
@@ -46,7 +61,11 @@ impl<B: Backend> Backend for Under<B> {
             return Reply::Unsupported;
         }
         // SAFETY: the caller upholds `call`'s contract, which is the same for the inner backend.
-        unsafe { self.inner.call(req) }
+        let reply = unsafe { self.inner.call(req) };
+        if let Some(observe) = self.observe {
+            observe(&req, &reply);
+        }
+        reply
     }
     fn check(&mut self) -> Result<(), String> {
         self.inner.check()

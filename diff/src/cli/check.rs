@@ -8,7 +8,7 @@ use tagalloc_diff::backend::dylib;
 use tagalloc_diff::isolate::Isolation;
 use tagalloc_diff::shrink::Budget;
 use tagalloc_diff::verdict::{Judge, Verdict};
-use tagalloc_diff::{keep_going, text, trace_file};
+use tagalloc_diff::{fuzz_so, keep_going, text, trace_file};
 
 use super::{bad, read_file, usage, Args, Bad, Outcome};
 
@@ -171,11 +171,10 @@ pub(super) fn lab(a: &Args) -> Outcome {
         a.time,
         a.seed.unwrap_or(1)
     );
-    let found = tagalloc_diff::fuzz_so::run(
+    let plan = fuzz_so::Plan::new(std::time::Duration::from_secs(a.time), a.seed.unwrap_or(1));
+    let found = fuzz_so::run(
         &driver::judge(&built, iso),
-        std::time::Duration::from_secs(a.time),
-        a.seed.unwrap_or(1),
-        false,
+        &plan,
         &save,
         &mut std::io::stdout(),
     )
@@ -206,22 +205,49 @@ pub(super) fn fuzz(a: &Args) -> Outcome {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
+    let mut plan = fuzz_so::Plan::new(std::time::Duration::from_secs(a.time), seed);
+    plan.first = a.first;
+    plan.blind = a.blind;
+    if let Some(dir) = &a.corpus {
+        let (traces, left_out) =
+            fuzz_so::corpus::read_dir(std::path::Path::new(dir)).map_err(bad)?;
+        for name in left_out {
+            println!("{name}: left out of the corpus (misuse, fault or thread ops)");
+        }
+        plan.seeds = traces;
+    }
+    let (counters, modules) = fuzz_so::coverage::counters();
+    let feedback = if plan.blind || judge.against.is_some() {
+        "none (blind)".to_string()
+    } else if counters > 0 {
+        let s = if modules == 1 { "" } else { "s" };
+        format!("outcomes and coverage ({counters} counters in {modules} instrumented module{s})")
+    } else {
+        "outcomes (no -fsanitize=fuzzer-no-link coverage)".to_string()
+    };
     println!(
-        "fuzzing {} under contract {} for {} s (seed {seed}); minimal traces go to {}",
+        "fuzzing {} under contract {} for {} s (seed {seed}; {} corpus traces given; feedback: \
+         {feedback}); minimal traces go to {}",
         judge.backend,
         judge.contract,
         a.time,
+        plan.seeds.len(),
         save.display()
     );
-    let time = std::time::Duration::from_secs(a.time);
-    let found =
-        tagalloc_diff::fuzz_so::run(&judge, time, seed, a.first, &save, &mut std::io::stdout())
-            .map_err(bad)?;
+    let found = fuzz_so::run(&judge, &plan, &save, &mut std::io::stdout()).map_err(bad)?;
     println!(
-        "\n{} traces in {:.1} s ({:.0} a second); {} distinct failures",
+        "\n{} traces in {:.1} s ({:.0} a second; {:.0} a second outside the {:.1} s of \
+         shrinking; {:.0} ops a trace); corpus {} traces, {} features ({} of coverage); {} \
+         distinct failures",
         found.runs,
         found.secs,
         found.runs as f64 / found.secs.max(1e-9),
+        found.runs as f64 / (found.secs - found.shrink_secs).max(1e-9),
+        found.shrink_secs,
+        found.ops as f64 / found.runs.max(1) as f64,
+        found.kept,
+        found.features.0,
+        found.features.1,
         found.signatures.len()
     );
     for (sig, (path, hits, at)) in &found.signatures {

@@ -123,9 +123,28 @@ pub fn diff_where_needed<A: Backend, B: Backend>(
 /// the one the run makes, or [`Failure::Crashed`] at the op where the child died.
 pub fn run<B: Backend>(backend: B, trace: &Trace, iso: Isolation) -> Result<(), Report> {
     let name = backend.name();
-    in_child([name.clone(), name], trace, iso, move |watch| {
+    let (verdict, _) = in_child([name.clone(), name], trace, iso, None, move |watch| {
         runner::run_watched(backend, trace, &mut |i| watch(Side::Left, i))
-    })
+    });
+    verdict
+}
+
+/// [`run`], and what `collect` returns in the child once the trace is done (the features a
+/// fuzzer's feedback is made of: see [`crate::fuzz_so::features`]); none if the child died.
+pub fn run_collecting<B: Backend>(
+    backend: B,
+    trace: &Trace,
+    iso: Isolation,
+    collect: fn() -> Vec<u64>,
+) -> (Result<(), Report>, Vec<u64>) {
+    let name = backend.name();
+    in_child(
+        [name.clone(), name],
+        trace,
+        iso,
+        Some(collect),
+        move |watch| runner::run_watched(backend, trace, &mut |i| watch(Side::Left, i)),
+    )
 }
 
 /// Runs the differential of `a` and `b` on `trace` in a forked child ([`differ::diff_watched`]
@@ -137,9 +156,10 @@ pub fn diff<A: Backend, B: Backend>(
     iso: Isolation,
 ) -> Result<(), Report> {
     let names = [a.name(), b.name()];
-    in_child(names, trace, iso, move |watch| {
+    let (verdict, _) = in_child(names, trace, iso, None, move |watch| {
         differ::diff_watched(a, b, trace, watch)
-    })
+    });
+    verdict
 }
 
 /// Runs `check(i)` for jobs `0..jobs` in as few forked children as it can: one child runs the jobs
@@ -277,13 +297,15 @@ fn pipe() -> (Fd, Fd) {
     (read, write)
 }
 
-/// Forks; the child runs `body` and reports, the parent watches it and returns its verdict.
+/// Forks; the child runs `body`, then `collect` if given, and reports; the parent watches it and
+/// returns its verdict and what `collect` gave.
 fn in_child(
     names: [String; 2],
     trace: &Trace,
     iso: Isolation,
+    collect: Option<fn() -> Vec<u64>>,
     body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
-) -> Result<(), Report> {
+) -> (Result<(), Report>, Vec<u64>) {
     let progress = SharedProgress::new();
     let (read, write) = pipe();
     // SAFETY: getpid has no preconditions.
@@ -296,7 +318,7 @@ fn in_child(
         -1 => panic!("isolate: cannot fork: {}", io::Error::last_os_error()),
         0 => {
             drop(read);
-            child(parent, write, progress.get(), &names, trace, body)
+            child(parent, write, progress.get(), &names, trace, collect, body)
         }
         pid => {
             drop(write);
@@ -307,9 +329,9 @@ fn in_child(
             let death = match (wire::complete(&buf), end) {
                 (Some(msg), _) => {
                     return match wire::verdict(msg) {
-                        Some(Ok(())) => Ok(()),
-                        Some(Err((backend, index, failure))) => {
-                            Err(Report::new(backend, trace, index, failure))
+                        Some((Ok(()), features)) => (Ok(()), features),
+                        Some((Err((backend, index, failure)), features)) => {
+                            (Err(Report::new(backend, trace, index, failure)), features)
                         }
                         None => panic!("isolate: malformed verdict from the child"),
                     };
@@ -319,12 +341,13 @@ fn in_child(
             };
             let [left, right] = names;
             let backend = if side == 0 { left } else { right };
-            Err(Report::new(
+            let report = Report::new(
                 backend,
                 trace,
                 op.min(trace.len()),
                 Failure::Crashed { death },
-            ))
+            );
+            (Err(report), Vec::new())
         }
     }
 }
@@ -368,6 +391,7 @@ fn child(
     progress: &Progress,
     names: &[String; 2],
     trace: &Trace,
+    collect: Option<fn() -> Vec<u64>>,
     body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
 ) -> ! {
     become_child(parent);
@@ -388,7 +412,8 @@ fn child(
             },
         ))
     });
-    let msg = wire::message(&result);
+    let features = collect.map_or_else(Vec::new, |f| f());
+    let msg = wire::message(&result, &features);
     let mut sent = 0;
     while sent < msg.len() {
         // SAFETY: writing from a live buffer of at least `msg.len() - sent` bytes past `sent`.
@@ -508,117 +533,4 @@ fn death_of(status: i32) -> Death {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::{Caps, Reply, Request};
-    use crate::text;
-
-    /// A backend that crashes, exits or hangs at its third `malloc` (op 2 of [`trace`]), and
-    /// otherwise answers `malloc` from the Rust heap (leaking) and everything else with "done".
-    struct Dies(&'static str, usize);
-
-    impl Backend for Dies {
-        fn name(&self) -> String {
-            format!("dies-{}", self.0)
-        }
-        fn caps(&self) -> Caps {
-            Caps {
-                global_state: true,
-                ..Caps::default()
-            }
-        }
-        unsafe fn call(&mut self, req: Request) -> Reply {
-            let Request::Malloc { size } = req else {
-                return match req {
-                    Request::UsableSize { .. } => Reply::Unsupported,
-                    _ => Reply::Done,
-                };
-            };
-            self.1 += 1;
-            if self.1 == 3 {
-                match self.0 {
-                    // SAFETY: ends the (child) process, as a crashing allocator would.
-                    "abort" => unsafe { libc::abort() },
-                    // SAFETY: as above.
-                    "exit" => unsafe { libc::_exit(7) },
-                    "hang" => loop {
-                        std::thread::sleep(Duration::from_millis(10));
-                    },
-                    _ => {}
-                }
-            }
-            let layout = std::alloc::Layout::from_size_align(size.max(1), 16).unwrap();
-            // SAFETY: a layout of nonzero size.
-            match NonNull::new(unsafe { std::alloc::alloc(layout) }) {
-                Some(p) => Reply::Ptr(p),
-                None => Reply::Null {
-                    errno: libc::ENOMEM,
-                },
-            }
-        }
-    }
-
-    fn trace() -> Trace {
-        Trace::new((0..4).map(|slot| Op::Malloc { slot, size: 24 }).collect())
-    }
-
-    #[test]
-    fn a_dying_child_becomes_a_report_at_its_op() {
-        let iso = Isolation::fixed(Duration::from_millis(200));
-        for (how, death) in [
-            ("abort", Death::Signal(libc::SIGABRT)),
-            ("exit", Death::Exit(7)),
-            ("hang", Death::Hang(200)),
-        ] {
-            let r = run(Dies(how, 0), &trace(), iso).unwrap_err();
-            assert_eq!(*r.failure, Failure::Crashed { death }, "{r}");
-            assert_eq!((r.index, r.backend.as_str()), (2, &*format!("dies-{how}")));
-            // Through the differential, on the right: the left's calls are its own.
-            let r = diff(Dies("none", 0), Dies(how, 0), &trace(), iso).unwrap_err();
-            assert_eq!(*r.failure, Failure::Crashed { death }, "{r}");
-            assert_eq!((r.index, r.backend.as_str()), (2, &*format!("dies-{how}")));
-        }
-        run(Dies("none", 0), &trace(), iso).unwrap();
-    }
-
-    #[test]
-    fn run_where_needed_isolates_global_state_backends() {
-        // Through the wrapper that picks, which must notice the capability.
-        let r = run_where_needed(Dies("abort", 0), &trace(), Isolation::default()).unwrap_err();
-        assert_eq!(r.failure.kind(), "crash", "{r}");
-    }
-
-    #[test]
-    fn the_hang_limit_grows_with_the_request() {
-        let iso = Isolation::default();
-        let t = text::parse(
-            "malloc 0 24
-calloc 1 512 0x100000
-free 0
-",
-        )
-        .unwrap();
-        assert!(iso.limit(&t, 0) < iso.stall + Duration::from_millis(1));
-        assert_eq!(iso.limit(&t, 1), iso.stall + iso.per_gib / 2);
-        assert_eq!(
-            iso.limit(&t, 3),
-            iso.limit(&t, 1),
-            "end of trace: the largest"
-        );
-        assert_eq!(Isolation::fixed(iso.stall).limit(&t, 1), iso.stall);
-    }
-
-    #[test]
-    fn failing_jobs_confines_a_crash_to_its_job_and_goes_on() {
-        let stall = Duration::from_secs(10);
-        let failed = failing_jobs(10, stall, usize::MAX, |i| match i {
-            // SAFETY: abort in the forked child is the point.
-            3 => unsafe { libc::abort() },
-            6 => false,
-            _ => true,
-        });
-        assert_eq!(failed, vec![3, 6]);
-        assert_eq!(failing_jobs(10, stall, 1, |i| i < 2), vec![2]);
-        assert!(failing_jobs(5, stall, usize::MAX, |_| true).is_empty());
-    }
-}
+mod tests;

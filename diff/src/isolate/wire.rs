@@ -1,5 +1,7 @@
 //! The compact binary form in which an isolated child hands its verdict to its parent: pass, or
-//! the backend, op index and [`Failure`] of its report (the parent has the trace already).
+//! the backend, op index and [`Failure`] of its report (the parent has the trace already); then
+//! the features the child collected for a fuzzer's feedback, a list of numbers (empty unless the
+//! caller asked for them, [`super::run_collecting`]).
 //!
 //! Only the process that forked the writer ever reads it (the same binary), so it carries no
 //! version; but it round-trips every failure exactly, so a report made in a child equals the one
@@ -222,7 +224,7 @@ failures! {
 pub(super) type Verdict = Result<(), (String, usize, Failure)>;
 
 /// The message a child sends: its length (4 bytes little-endian), then the verdict.
-pub(super) fn message(result: &Result<(), Report>) -> Vec<u8> {
+pub(super) fn message(result: &Result<(), Report>, features: &[u64]) -> Vec<u8> {
     let mut out = vec![0; 4];
     match result {
         Ok(()) => out.push(0),
@@ -232,6 +234,10 @@ pub(super) fn message(result: &Result<(), Report>) -> Vec<u8> {
             r.index.put(&mut out);
             r.failure.put(&mut out);
         }
+    }
+    features.len().put(&mut out);
+    for f in features {
+        f.put(&mut out);
     }
     let len = u32::try_from(out.len() - 4).expect("a verdict under 4 GiB");
     out[..4].copy_from_slice(&len.to_le_bytes());
@@ -244,8 +250,8 @@ pub(super) fn complete(buf: &[u8]) -> Option<&[u8]> {
     rest.get(..u32::from_le_bytes(*len) as usize)
 }
 
-/// Reads a verdict; `None` if it is malformed.
-pub(super) fn verdict(mut input: &[u8]) -> Option<Verdict> {
+/// Reads a verdict and the features the child collected; `None` if it is malformed.
+pub(super) fn verdict(mut input: &[u8]) -> Option<(Verdict, Vec<u64>)> {
     let v = match u8::take(&mut input)? {
         0 => Ok(()),
         1 => Err((
@@ -255,7 +261,8 @@ pub(super) fn verdict(mut input: &[u8]) -> Option<Verdict> {
         )),
         _ => return None,
     };
-    input.is_empty().then_some(v)
+    let features = Vec::take(&mut input)?;
+    input.is_empty().then_some((v, features))
 }
 
 #[cfg(test)]
@@ -356,11 +363,14 @@ mod tests {
         let trace = Trace::new(Vec::new());
         for f in samples() {
             let r = Report::new("/tmp/mm.so", &trace, 41, f.clone());
-            let msg = message(&Err(r));
+            let msg = message(&Err(r), &[7, u64::MAX]);
             let body = complete(&msg).expect("complete");
             assert_eq!(
                 verdict(body),
-                Some(Err(("/tmp/mm.so".to_string(), 41, f.clone()))),
+                Some((
+                    Err(("/tmp/mm.so".to_string(), 41, f.clone())),
+                    vec![7, u64::MAX]
+                )),
                 "{f:?}"
             );
             // Cut short anywhere: never complete, and never a different verdict.
@@ -370,7 +380,10 @@ mod tests {
                 assert!(v.is_none(), "{f:?} cut at {cut}: {v:?}");
             }
         }
-        let pass = message(&Ok(()));
-        assert_eq!(verdict(complete(&pass).unwrap()), Some(Ok(())));
+        let pass = message(&Ok(()), &[]);
+        assert_eq!(
+            verdict(complete(&pass).unwrap()),
+            Some((Ok(()), Vec::new()))
+        );
     }
 }

@@ -443,3 +443,23 @@ fn a_static_tls_object_loads_through_the_retry() {
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("tls.trace: ok (2 ops"), "{out}");
 }
+
+#[test]
+fn bench_backend_sets_a_shared_object_beside_libc_and_tagalloc() {
+    let Some(so) = shared_object("bench-bump", &BUMP_C.replace("OFFSET", "0")) else {
+        return;
+    };
+    let o = run(&["bench", "--backend", &so, "--ops", "100", "--runs", "1"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let table = out.split_once("peak live").expect(&out).1;
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for (row, name) in rows.iter().zip(["bench-bump.so", "libc", "tagalloc"]) {
+        let words: Vec<&str> = row.split_whitespace().collect();
+        assert!(words[1].ends_with(name), "{row}");
+        let calls: f64 = words[2].parse().expect(row);
+        let peak: f64 = words[3].parse().expect(row);
+        assert!(calls > 0.0 && peak > 0.0, "{row}");
+    }
+}
