@@ -157,7 +157,7 @@ pub fn growths() -> usize {
 
 /// Lock trips (refills of an empty class, flushes of a full one) after which a class's limit
 /// doubles.
-const TRIPS_TO_GROW: u8 = 4;
+const TRIPS_TO_GROW: u8 = 16;
 
 /// The owner's cap on blocks per class ([`Config::cache_limit`](crate::Config::cache_limit)),
 /// applied to [`limit`] when a cache is (re)set for the owner's epoch.
@@ -932,19 +932,19 @@ mod tests {
         assert_eq!(limit(CLASSES - 1), 2);
     }
 
-    /// Every fourth lock trip doubles a class's limit, up to its bound and the owner's cap.
+    /// Every [`TRIPS_TO_GROW`]th lock trip doubles a class's limit, up to its bound and the owner's cap.
     #[test]
     fn trips_double_the_limit_up_to_its_bound() {
         let mut c = ThreadCache::new();
         let class = class_of(100);
         assert_eq!(c.limits[class], 64);
-        for _ in 0..3 {
+        for _ in 1..TRIPS_TO_GROW {
             c.trip(class);
         }
         assert_eq!(c.limits[class], 64);
         c.trip(class);
         assert_eq!(c.limits[class], 128);
-        for _ in 0..40 {
+        for _ in 0..4 * TRIPS_TO_GROW {
             c.trip(class);
         }
         assert_eq!(c.limits[class], 256);

@@ -1,7 +1,7 @@
 //! The thread caches' grown limits are reached by the fuzz targets' corpora. A test binary of its
 //! own, with one test: the count of growths is process-wide, so nothing else may run beside it.
 
-/// The targets that drive the thread caches reach the growth of a class's limit (every fourth
+/// The targets that drive the thread caches reach the growth of a class's limit (every sixteenth
 /// lock trip of a class doubles it, `tagalloc::cache::growths`): replaying their committed corpora
 /// grows limits, so the grown states are checked by the walker (invariant 10) on every
 /// `cargo test`.
