@@ -1,10 +1,20 @@
 //! `tagalloc-diff fuzz` on shared objects: a planted bug (the free-list allocator of
 //! `isolation.rs`, whose `calloc` zeroes only fresh memory) found with outcome feedback, shrunk
-//! and saved within 60 s, the saved trace failing `run` on its own; and the edge counters of an
-//! object built with clang's `-fsanitize=fuzzer-no-link` reaching the fuzzer as features.
+//! and saved within 60 s, the saved trace failing `run` on its own; the edge counters of an
+//! object built with clang's `-fsanitize=fuzzer-no-link` reaching the fuzzer as features, those
+//! of the backend under test only, alone or in a differential; and two runs in one process
+//! keeping their features apart.
 
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tagalloc_diff::backend::Spec;
+use tagalloc_diff::fuzz_so::{self, coverage::Counters, Plan};
+use tagalloc_diff::isolate::Isolation;
+use tagalloc_diff::shadow::rules::Contract;
+use tagalloc_diff::shrink::Budget;
+use tagalloc_diff::text;
+use tagalloc_diff::verdict::Judge;
 
 use crate::cli::{dir, file, run, shared_object, text};
 use crate::isolation::REUSING_C;
@@ -187,4 +197,104 @@ fn feedback_finds_a_bug_that_needs_six_free_blocks_of_a_size() {
     assert!((14..=20).contains(&ops), "{ops} ops:\n{trace}");
     let o = run(&["run", "--backend", &so, saved.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+/// "corpus N traces, F features (C of coverage)" of a fuzz run's summary: (N, F, C).
+fn summary(out: &str) -> (usize, usize, usize) {
+    let (_, tail) = out.rsplit_once("corpus ").expect(out);
+    let n: Vec<usize> = tail
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(|w| w.parse().unwrap())
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+/// `fuzz --backend B --against R --time T --seed 3`, which must find nothing: its output.
+fn fuzz_clean_differential(backend: &str, against: &str, time: &str) -> String {
+    let o = run(&[
+        "fuzz",
+        "--backend",
+        backend,
+        "--against",
+        against,
+        "--time",
+        time,
+        "--seed",
+        "3",
+        "--save",
+        dir().join("fuzz-against").to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    println!("{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("fuzzing {backend} against {against}")),
+        "{out}"
+    );
+    out
+}
+
+#[test]
+fn a_differential_gets_the_feedback_of_the_backend_under_test() {
+    let correct = REUSING_C
+        .replace("HOOK", "")
+        .replace("p + c*n > top - 64", "1");
+    let Some(plain) = shared_object("against-plain", &correct) else {
+        return;
+    };
+    // Outcome features of the object, against libc: traces are kept, as without --against.
+    let out = fuzz_clean_differential(&plain, "libc", "2");
+    assert!(out.contains("feedback: outcomes (no -fsanitize"), "{out}");
+    let (kept, features, coverage) = summary(&out);
+    assert!(kept > 1 && features > 10 && coverage == 0, "{out}");
+    let Some(covered) = instrumented_object("against-covered", &correct) else {
+        return;
+    };
+    // The instrumented object under test: its counters are read in the differential's child.
+    let out = fuzz_clean_differential(&covered, "libc", "2");
+    assert!(out.contains("counters in 1 instrumented module)"), "{out}");
+    assert!(summary(&out).2 > 0, "{out}");
+    // The instrumented object as the reference: libc is under test, and its counters are not.
+    let out = fuzz_clean_differential("libc", &covered, "1");
+    assert!(out.contains("feedback: outcomes (no -fsanitize"), "{out}");
+    assert_eq!(summary(&out).2, 0, "{out}");
+}
+
+/// Two fuzzing runs in one process at once keep their features apart: while one fuzzes tagalloc
+/// (an in-process backend: no fork between them) on a thread, the features a fixed trace shows
+/// on the other stay what they were alone.
+#[test]
+fn two_fuzz_runs_in_one_process_keep_their_features_apart() {
+    let judge = Judge {
+        backend: Spec::Tagalloc,
+        against: None,
+        contract: Contract::Glibc,
+        iso: Isolation::default(),
+        budget: Budget::default(),
+    };
+    let trace =
+        text::parse("malloc 0 24\nmalloc 1 24\nfree 0\nmalloc 2 24\nfree 1\nfree 2\n").unwrap();
+    let none = Counters::default();
+    let (result, alone) = fuzz_so::test(&judge, &trace, &none).unwrap();
+    assert!(result.is_ok() && alone.len() > 5, "{alone:?}");
+    let save = dir().join("fuzz-beside");
+    std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            let plan = Plan::new(Duration::from_secs(2), 5);
+            fuzz_so::run(&judge, &plan, &save, &mut std::io::sink())
+        });
+        let mut checked = 0;
+        while !other.is_finished() || checked == 0 {
+            let (result, beside) = fuzz_so::test(&judge, &trace, &none).unwrap();
+            assert!(result.is_ok());
+            assert_eq!(beside, alone, "after {checked} traces");
+            checked += 1;
+        }
+        let found = other.join().unwrap().unwrap();
+        println!("{checked} traces beside a run of {} traces", found.runs);
+        assert!(found.runs > 10 && found.kept > 1, "{found:?}");
+        assert!(found.signatures.is_empty(), "{found:?}");
+    });
 }
