@@ -298,3 +298,101 @@ fn two_fuzz_runs_in_one_process_keep_their_features_apart() {
         assert!(found.signatures.is_empty(), "{found:?}");
     });
 }
+
+/// The user's trace for [`fuzz_grows_the_users_traces_from_corpus_dir`]: three blocks of 4,321 bytes, which the
+/// planted bug needs four of.
+const SHAPE: &str = "malloc 0 4321\nmalloc 1 4321\nmalloc 2 4321\nfree 2\nfree 1\nfree 0\n";
+
+#[test]
+fn fuzz_grows_the_users_traces_from_corpus_dir() {
+    // The fourth malloc(4321) of a run hands out the trace's first block again: a random draw
+    // never asks for that size four times, a mutant of the user's trace (a repeat, an insert)
+    // soon does.
+    let hook = "static int n4321; if (n == 4321 && ++n4321 == 4 && heap) return heap + 16";
+    // The allocator of `isolation.rs`, its calloc bug fixed.
+    let c = REUSING_C
+        .replace("HOOK", hook)
+        .replace("p + c*n > top - 64", "1");
+    let Some(so) = shared_object("fourth-4321", &c) else {
+        return;
+    };
+    let corpus = dir().join("fuzz-corpus-dir");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(corpus.join("shape.trace"), SHAPE).unwrap();
+    // A trace the object cannot run is named and left out.
+    std::fs::write(
+        corpus.join("misuse.trace"),
+        "malloc 0 8\nmisuse free freed 0\n",
+    )
+    .unwrap();
+    let dir_arg = corpus.to_str().unwrap();
+    let save = dir().join("fuzz-corpus-dir-found");
+    let save_arg = save.to_str().unwrap();
+    let o = run(&[
+        "fuzz",
+        "--backend",
+        &so,
+        "--corpus",
+        dir_arg,
+        "--time",
+        "60",
+        "--seed",
+        "1",
+        "--first",
+        "--save",
+        save_arg,
+    ]);
+    let out = text(&o);
+    println!("{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("seed 1; 1 corpus traces given"), "{out}");
+    assert!(
+        out.contains(&format!("{dir_arg}/misuse.trace: left out of the corpus")),
+        "{out}"
+    );
+    let saved = save.join("fuzz-overlap-malloc-medium.trace");
+    let trace = std::fs::read_to_string(&saved).expect(&out);
+    let mallocs = trace.lines().filter(|l| l.ends_with(" 4321")).count();
+    assert!(mallocs >= 4, "{trace}");
+    // The same seed without the user's trace finds nothing in that time's first seconds.
+    let o = run(&[
+        "fuzz",
+        "--backend",
+        &so,
+        "--time",
+        "3",
+        "--seed",
+        "1",
+        "--save",
+        save_arg,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A malformed trace in DIR: its file and line, and exit 2 (bad input) before any run.
+    std::fs::write(corpus.join("typo.trace"), "malloc 0 8\nmallco 1 8\n").unwrap();
+    let o = run(&["fuzz", "--backend", &so, "--corpus", dir_arg, "--time", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "{dir_arg}/typo.trace:2: unknown operation `mallco`"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("fuzzing "), "{}", text(&o));
+    // A directory without a trace file is bad input too, not a silent run from draws alone.
+    let empty = dir().join("fuzz-corpus-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(&[
+        "fuzz",
+        "--backend",
+        &so,
+        "--corpus",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no *.trace or *.trace.gz file"),
+        "{}",
+        text(&o)
+    );
+}
