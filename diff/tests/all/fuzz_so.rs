@@ -128,7 +128,9 @@ fn fuzz_finds_and_shrinks_a_planted_bug_within_a_minute() {
     println!("found and shrunk in {secs:.1} s:\n{out}");
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("feedback: outcomes (no -fsanitize"), "{out}");
-    assert!(secs < 60.0 + 20.0, "{secs} s\n{out}");
+    // Found and shrunk within the minute the issue allows (0.4 to 1.8 s for seeds 1 to 6 in a
+    // release build; 0.9 s for seed 1 in a debug one).
+    assert!(secs <= 60.0, "{secs} s\n{out}");
     let saved: Vec<_> = std::fs::read_dir(&save)
         .unwrap()
         .map(|e| e.unwrap().path())
