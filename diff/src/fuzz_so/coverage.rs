@@ -9,7 +9,7 @@
 //! `__sanitizer_cov_8bit_counters_init`. The `tagalloc-diff` binary exports that function and the
 //! other callbacks such an object calls (`src/cli/sancov.rs`); libFuzzer is not linked. The
 //! counters' range is noted here ([`register`]); the forked child that ran a trace reads them
-//! ([`Counters::append`], through [`super::features::Notes::features`]) and sends the parent one feature per edge hit
+//! (through [`super::features::Notes::features`]) and sends the parent one feature per edge hit
 //! and count bucket (1, 2, 3, 4–7, 8–15, 16–31, 32–127, 128+, as libFuzzer buckets them). The
 //! counters start every child as the object left them when it was loaded: the parent never calls
 //! the object, and the fork gives each child its own copy.

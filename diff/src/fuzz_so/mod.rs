@@ -10,10 +10,11 @@
 //! sends back the trace's features ([`features`]: what each call did; with an object built with
 //! `-fsanitize=fuzzer-no-link`, its edge counters too, [`coverage`]). A passing trace that shows
 //! a feature not seen before joins the corpus. All of that is the run's own: the corpus and the
-//! features seen are values of [`run`], each trace's notes a value of [`test`], and the counters
-//! read are those of the object under test ([`coverage::Counters`]); only the table of counter
-//! ranges the instrumented objects registered when they loaded belongs to the process. Every failure whose [`Signature`] is new is shrunk
-//! (to that signature) and saved as a readable trace, and the rest are counted. A shrink takes
+//! features seen are values of [`run`], each trace's notes a value of [`test()`], and the
+//! counters read are those of the object under test ([`coverage::Counters`]); only the table of
+//! counter ranges the instrumented objects registered when they loaded belongs to the process.
+//! Every failure whose [`Signature`] is new is shrunk (to that signature) and saved as a readable
+//! trace, and the rest are counted. A shrink takes
 //! what is left of the time (at least 2 s, at most 20), so a run may end a little after `--time`.
 //!
 //! A differential (`--against REF`) gets the same feedback: the features are those of the backend

@@ -301,8 +301,8 @@ fn two_fuzz_runs_in_one_process_keep_their_features_apart() {
     });
 }
 
-/// The user's trace for [`fuzz_grows_the_users_traces_from_corpus_dir`]: three blocks of 4,321 bytes, which the
-/// planted bug needs four of.
+/// The user's trace for [`fuzz_grows_the_users_traces_from_corpus_dir`]: three blocks of 4,321
+/// bytes, which the planted bug needs four of.
 const SHAPE: &str = "malloc 0 4321\nmalloc 1 4321\nmalloc 2 4321\nfree 2\nfree 1\nfree 0\n";
 
 #[test]

@@ -8,8 +8,9 @@
 //!   `errno` (`ENOMEM`).
 //! - mimalloc 2.0.9: `malloc`, `calloc` and `realloc` of more than `PTRDIFF_MAX` bytes return NULL
 //!   without setting `errno` to `ENOMEM` (through `LD_PRELOAD` `errno` stays 0; in the suite's
-//!   forked child the call leaves `ENOENT`, set by something mimalloc does inside it), and `aligned_alloc(0, 5)` returns NULL with `errno` untouched, where POSIX.1-2024
-//!   (which added `aligned_alloc`) says `EINVAL`; C17 alone would accept that NULL.
+//!   forked child the call leaves `ENOENT`, set by something mimalloc does inside it), and
+//!   `aligned_alloc(0, 5)` returns NULL with `errno` untouched, where POSIX.1-2024 (which added
+//!   `aligned_alloc`) says `EINVAL`; C17 alone would accept that NULL.
 //! - tcmalloc 2.10: `calloc(PTRDIFF_MAX + 1, 2)`, whose product overflows, returns NULL without
 //!   setting `errno` (the same call with a product that does not overflow, `calloc(2^62, 2)`,
 //!   sets `ENOMEM`). POSIX: a failing `calloc` sets `errno` (`ENOMEM`).
