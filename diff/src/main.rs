@@ -31,8 +31,8 @@ usage:
                                                           our memlib, checked under malloc-lab
                                                           on lab-style traces (and TRACEs),
                                                           timed, then fuzzed for S seconds
-  tagalloc-diff fuzz   [--backend B] [CHECK] [--time S] [--seed N] [--first] [--corpus DIR]
-                       [--blind]                          traces for S seconds (default 10),
+  tagalloc-diff fuzz   [--backend B] [--against B2] [CHECK] [--time S] [--seed N] [--first]
+                       [--corpus DIR] [--blind]           traces for S seconds (default 10),
                                                           mutated from a corpus (random draws,
                                                           DIR's traces) kept by feedback (each
                                                           call's outcome; edge coverage of an
@@ -40,7 +40,9 @@ usage:
                                                           -fsanitize=fuzzer-no-link); each new
                                                           failure shrunk and saved under --save
                                                           (--first: stop after the first;
-                                                          --blind: random draws, no feedback)
+                                                          --blind: random draws, no feedback;
+                                                          --against: a differential, with B's
+                                                          feedback)
   tagalloc-diff decode [--target T] FILE                  print fuzz bytes as a text trace
   tagalloc-diff encode [-o OUT] TRACE                     write a text trace as fuzz bytes
   tagalloc-diff bench  [--ops N] [--runs R] [--backend B] operations per second, full oracle stack;

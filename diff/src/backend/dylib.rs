@@ -30,6 +30,7 @@ use std::sync::Mutex;
 
 use super::libc::{clear_errno, reply};
 use super::{Backend, Caps, Reply, Request};
+use crate::fuzz_so::coverage::Counters;
 
 type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
@@ -41,8 +42,10 @@ type UsableFn = unsafe extern "C" fn(*mut c_void) -> usize;
 type CheckFn = unsafe extern "C" fn() -> i32;
 type HeapSizeFn = unsafe extern "C" fn() -> usize;
 
-/// Handles of the objects opened so far, by path (as an address, to be `Send`).
-static OPENED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+/// The objects opened so far, by path: the handle (as an address, to be `Send`) and the coverage
+/// counters the object registered while it loaded (none unless built with
+/// `-fsanitize=fuzzer-no-link`).
+static OPENED: Mutex<Option<HashMap<String, (usize, Counters)>>> = Mutex::new(None);
 
 /// An allocator in a shared object.
 #[derive(Debug)]
@@ -81,8 +84,8 @@ fn under_asan() -> bool {
 fn handle(path: &str) -> Result<usize, String> {
     let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
     let map = opened.get_or_insert_with(HashMap::new);
-    if let Some(&h) = map.get(path) {
-        return Ok(h);
+    if let Some((h, _)) = map.get(path) {
+        return Ok(*h);
     }
     let c_path = CString::new(path).map_err(|_| format!("{path}: path contains a NUL byte"))?;
     let mut flags = ::libc::RTLD_NOW | ::libc::RTLD_LOCAL;
@@ -90,12 +93,23 @@ fn handle(path: &str) -> Result<usize, String> {
         flags |= ::libc::RTLD_DEEPBIND;
     }
     // SAFETY: a NUL-terminated path; running the object's initialisers is what loading it means.
-    let h = unsafe { ::libc::dlopen(c_path.as_ptr(), flags) };
+    let (h, counters) = Counters::loaded_by(|| unsafe { ::libc::dlopen(c_path.as_ptr(), flags) });
     if h.is_null() {
         return Err(format!("{path}: cannot load shared object: {}", dlerror()));
     }
-    map.insert(path.to_string(), h as usize);
+    map.insert(path.to_string(), (h as usize, counters));
     Ok(h as usize)
+}
+
+/// The coverage counters of the object at `path`, loaded by an earlier [`DylibBackend::open`]
+/// (none if it was not, or was not built with `-fsanitize=fuzzer-no-link`).
+pub fn counters(path: &str) -> Counters {
+    let opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    opened
+        .as_ref()
+        .and_then(|m| m.get(path))
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
 }
 
 /// The symbol `name` defined by the object itself. `dlsym` on a handle also searches the object's

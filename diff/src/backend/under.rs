@@ -5,16 +5,20 @@
 //! specification has no aligned calls, so they are answered [`Reply::Unsupported`] without
 //! calling the allocator, and the runner skips them. Everything else passes straight through.
 //! It may also show every call and its reply to an observer ([`Under::observed`]): the fuzzer's
-//! outcome features ([`crate::fuzz_so::features`]) are taken there.
+//! outcome features ([`crate::fuzz_so::features`]) are taken there, into notes the observer owns
+//! (one trace's, never the process's).
 
 use super::{Backend, Caps, Fault, Limits, Reply, Request};
 use crate::shadow::rules::Contract;
+
+/// What sees every call and its reply.
+pub type Observer = Box<dyn FnMut(&Request, &Reply)>;
 
 /// `B`, judged under `contract`.
 pub struct Under<B> {
     inner: B,
     contract: Contract,
-    observe: Option<fn(&Request, &Reply)>,
+    observe: Option<Observer>,
 }
 
 impl<B: Backend> Under<B> {
@@ -28,7 +32,7 @@ impl<B: Backend> Under<B> {
     }
 
     /// The same, showing every call the allocator answers, and its reply, to `observe`.
-    pub fn observed(self, observe: fn(&Request, &Reply)) -> Under<B> {
+    pub fn observed(self, observe: Observer) -> Under<B> {
         Under {
             observe: Some(observe),
             ..self
@@ -62,7 +66,7 @@ impl<B: Backend> Backend for Under<B> {
         }
         // SAFETY: the caller upholds `call`'s contract, which is the same for the inner backend.
         let reply = unsafe { self.inner.call(req) };
-        if let Some(observe) = self.observe {
+        if let Some(observe) = &mut self.observe {
             observe(&req, &reply);
         }
         reply

@@ -216,8 +216,8 @@ pub(super) fn fuzz(a: &Args) -> Outcome {
         }
         plan.seeds = traces;
     }
-    let (counters, modules) = fuzz_so::coverage::counters();
-    let feedback = if plan.blind || judge.against.is_some() {
+    let (counters, modules) = fuzz_so::coverage::of(&judge.backend).map_err(bad)?.len();
+    let feedback = if plan.blind {
         "none (blind)".to_string()
     } else if counters > 0 {
         let s = if modules == 1 { "" } else { "s" };
@@ -225,10 +225,14 @@ pub(super) fn fuzz(a: &Args) -> Outcome {
     } else {
         "outcomes (no -fsanitize=fuzzer-no-link coverage)".to_string()
     };
+    // A differential's feedback is the backend under test's (see `fuzz_so`'s docs).
+    let what = match &judge.against {
+        Some(reference) => format!("{} against {reference}", judge.backend),
+        None => judge.backend.to_string(),
+    };
     println!(
-        "fuzzing {} under contract {} for {} s (seed {seed}; {} corpus traces given; feedback: \
-         {feedback}); minimal traces go to {}",
-        judge.backend,
+        "fuzzing {what} under contract {} for {} s (seed {seed}; {} corpus traces given; \
+         feedback: {feedback}); minimal traces go to {}",
         judge.contract,
         a.time,
         plan.seeds.len(),

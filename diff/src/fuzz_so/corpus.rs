@@ -60,8 +60,9 @@ impl Corpus {
 
 /// The clean traces of the `*.trace` and `*.trace.gz` files in `dir` (not its subdirectories),
 /// by name, and the names of those left out (traces with misuse, fault or thread ops, which a
-/// shared object does not run). `Err`: the directory or a file cannot be read, or a trace does
-/// not parse.
+/// shared object does not run). `Err`: the directory or a file cannot be read, a trace does not
+/// parse (`FILE:LINE: what is wrong`), or there is no trace file at all (a mistyped directory
+/// would otherwise start the run from random draws alone, silently).
 pub fn read_dir(dir: &Path) -> Result<(Vec<Trace>, Vec<String>), String> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -72,6 +73,12 @@ pub fn read_dir(dir: &Path) -> Result<(Vec<Trace>, Vec<String>), String> {
         })
         .collect();
     paths.sort();
+    if paths.is_empty() {
+        return Err(format!(
+            "{}: no *.trace or *.trace.gz file in it for the corpus",
+            dir.display()
+        ));
+    }
     let (mut traces, mut left_out) = (Vec::new(), Vec::new());
     for p in paths {
         let data = trace_file::read(&p)?;

@@ -17,14 +17,15 @@
 //! Coverage counters of an instrumented object give features of their own ([`super::coverage`]),
 //! told apart by their top bit ([`COVERAGE_BIT`]), which outcome features never have.
 //!
-//! The notes live in this process's statics: [`observe`] (shown every call by the backend
-//! wrapper, [`crate::backend::Under::observed`]) adds to them and [`take`] empties them. For a
-//! shared object that is in the forked child, at the end of the trace, and its list goes to the
-//! parent over the isolate wire ([`crate::isolate::run_collecting`]); for an in-process backend,
-//! here after the run. One run at a time: the fuzzer runs traces one after another.
+//! The notes of one trace are a value, [`Notes`], which the fuzz loop makes for that trace and the
+//! backend wrapper shows every call to ([`crate::backend::Under::observed`]); nothing of it is
+//! process-wide, so two fuzzing runs in one process (tests, threads) never see each other's
+//! calls. For a shared object the notes fill in the forked child, whose list of features, read at
+//! the end of the trace, goes to the parent over the isolate wire
+//! ([`crate::isolate::run_collecting`]); for an in-process backend, they are read here after the
+//! run ([`super::test`]).
 
-use std::sync::Mutex;
-
+use super::coverage::Counters;
 use crate::backend::{Reply, Request};
 
 /// The top bit, set in coverage features and clear in outcome features.
@@ -33,8 +34,9 @@ pub const COVERAGE_BIT: u64 = 1 << 63;
 /// Freed addresses remembered, to tell a reused block from a fresh one.
 const FREED: usize = 16;
 
-/// What the calls of the current trace showed so far.
-struct Notes {
+/// What the calls of one trace showed so far.
+#[derive(Debug)]
+pub struct Notes {
     features: Vec<u64>,
     /// The last [`FREED`] addresses freed (zero: none).
     freed: [usize; FREED],
@@ -47,17 +49,19 @@ struct Notes {
     last: u64,
 }
 
-/// Notes of no call yet.
-const NO_NOTES: Notes = Notes {
-    features: Vec::new(),
-    freed: [0; FREED],
-    next_freed: 0,
-    live: Vec::new(),
-    pending: [0; 65],
-    last: 0,
-};
-
-static NOTES: Mutex<Notes> = Mutex::new(NO_NOTES);
+impl Default for Notes {
+    /// Notes of no call yet.
+    fn default() -> Notes {
+        Notes {
+            features: Vec::new(),
+            freed: [0; FREED],
+            next_freed: 0,
+            live: Vec::new(),
+            pending: [0; 65],
+            last: 0,
+        }
+    }
+}
 
 /// splitmix64's finaliser: a hash of `x` whose bits all depend on all of its bits.
 pub(super) fn mix(x: u64) -> u64 {
@@ -179,34 +183,31 @@ fn req_bytes(req: &Request) -> usize {
     }
 }
 
-/// Notes the features of one call and its reply (the observer of [`crate::backend::Under`]).
-pub fn observe(req: &Request, reply: &Reply) {
-    let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
-    let (kind, size) = kind_and_class(req);
-    let (outcome, depth) = notes.outcome(req, reply);
-    let (live, last) = (class(notes.live.len()), notes.last);
-    notes.features.push(feature([1, kind, size, outcome]));
-    notes.features.push(feature([2, kind, live, 0]));
-    notes.features.push(feature([3, last, kind, 0]));
-    if let Some(depth) = depth {
-        notes
-            .features
-            .push(feature([4, kind, class(req_bytes(req)), depth]));
+impl Notes {
+    /// Notes the features of one call and its reply (the observer of [`crate::backend::Under`]).
+    pub fn observe(&mut self, req: &Request, reply: &Reply) {
+        let (kind, size) = kind_and_class(req);
+        let (outcome, depth) = self.outcome(req, reply);
+        let (live, last) = (class(self.live.len()), self.last);
+        self.features.push(feature([1, kind, size, outcome]));
+        self.features.push(feature([2, kind, live, 0]));
+        self.features.push(feature([3, last, kind, 0]));
+        if let Some(depth) = depth {
+            self.features
+                .push(feature([4, kind, class(req_bytes(req)), depth]));
+        }
+        self.last = kind;
     }
-    notes.last = kind;
-}
 
-/// The features of the trace run since the last call (coverage counters' included), sorted and
-/// without repeats; starts the next trace's notes afresh.
-pub fn take() -> Vec<u64> {
-    let mut features = {
-        let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *notes, NO_NOTES).features
-    };
-    super::coverage::append(&mut features);
-    features.sort_unstable();
-    features.dedup();
-    features
+    /// The features of the trace: those noted, and one for every counter of `coverage` that ran;
+    /// sorted and without repeats.
+    pub fn features(self, coverage: &Counters) -> Vec<u64> {
+        let mut features = self.features;
+        coverage.append(&mut features);
+        features.sort_unstable();
+        features.dedup();
+        features
+    }
 }
 
 #[cfg(test)]
@@ -214,45 +215,46 @@ mod tests {
     use super::*;
     use std::ptr::NonNull;
 
-    /// [`take`], less coverage features (another test registers counters).
-    fn take() -> Vec<u64> {
-        let mut v = super::take();
-        v.retain(|f| f & COVERAGE_BIT == 0);
-        v
+    /// A trace's calls and replies, observed.
+    fn features(calls: &[(Request, Reply)]) -> Vec<u64> {
+        let mut notes = Notes::default();
+        for (req, reply) in calls {
+            notes.observe(req, reply);
+        }
+        notes.features(&Counters::default())
     }
 
     #[test]
     fn a_reused_block_and_an_errno_are_features_of_their_own() {
-        take();
         let p = NonNull::new(0x1000 as *mut u8).unwrap();
         let q = NonNull::new(0x2000 as *mut u8).unwrap();
-        observe(&Request::Malloc { size: 24 }, &Reply::Ptr(p));
-        let fresh = take();
-        observe(&Request::Malloc { size: 24 }, &Reply::Ptr(p));
-        observe(&Request::Free { ptr: p.as_ptr() }, &Reply::Done);
-        observe(&Request::Malloc { size: 24 }, &Reply::Ptr(p));
-        let reused = take();
+        let malloc = |at| (Request::Malloc { size: 24 }, Reply::Ptr(at));
+        let fresh = features(&[malloc(p)]);
+        let reused = features(&[
+            malloc(p),
+            (Request::Free { ptr: p.as_ptr() }, Reply::Done),
+            malloc(p),
+        ]);
         assert!(
             fresh.iter().all(|f| reused.contains(f)),
             "{fresh:?} {reused:?}"
         );
         assert!(reused.len() > fresh.len() + 3, "{reused:?}");
-        observe(&Request::Malloc { size: 24 }, &Reply::Ptr(q));
         assert_eq!(
-            take(),
+            features(&[malloc(q)]),
             fresh,
             "a fresh block at another address is the same feature"
         );
-        observe(
-            &Request::Malloc { size: usize::MAX },
-            &Reply::Null { errno: 12 },
-        );
-        let null = take();
+        let null = features(&[(
+            Request::Malloc { size: usize::MAX },
+            Reply::Null { errno: 12 },
+        )]);
         // The same kind after no call, and at no live block: one feature shared, two new.
         assert_eq!(
             null.iter().filter(|f| fresh.contains(f)).count(),
             1,
             "{null:?}"
         );
+        assert!(fresh.iter().chain(&reused).all(|f| f & COVERAGE_BIT == 0));
     }
 }

@@ -9,17 +9,29 @@
 //! [`QUICK_LIMIT`]). It runs on a fresh backend held to the contract, in a forked child, which
 //! sends back the trace's features ([`features`]: what each call did; with an object built with
 //! `-fsanitize=fuzzer-no-link`, its edge counters too, [`coverage`]). A passing trace that shows
-//! a feature not seen before joins the corpus. Every failure whose [`Signature`] is new is shrunk
-//! (to that signature) and saved as a readable trace, and the rest are counted. A shrink takes
+//! a feature not seen before joins the corpus. All of that is the run's own: the corpus and the
+//! features seen are values of [`run`], each trace's notes a value of [`test()`], and the
+//! counters read are those of the object under test ([`coverage::Counters`]); only the table of
+//! counter ranges the instrumented objects registered when they loaded belongs to the process.
+//! Every failure whose [`Signature`] is new is shrunk (to that signature) and saved as a readable
+//! trace, and the rest are counted. A shrink takes
 //! what is left of the time (at least 2 s, at most 20), so a run may end a little after `--time`.
 //!
-//! With [`Plan::blind`] (`--blind`), or for a differential (`--against`), there is no feedback:
-//! every trace is a fresh draw, their lengths varied so that small traces come often and long
-//! ones now and then.
+//! A differential (`--against REF`) gets the same feedback: the features are those of the backend
+//! under test (the left side, `--backend`), whose calls are observed and whose counters are read;
+//! REF's calls are not observed, and the counters of another instrumented object on the right are
+//! not read. Both sides run in one child, in the same interleaving, so a passing trace that makes
+//! the object under test do something new joins the corpus as it would alone. (With the same
+//! instrumented object on both sides, its counters count both sides' calls: it is one allocator.)
+//!
+//! With [`Plan::blind`] (`--blind`) there is no feedback: every trace is a fresh draw, their
+//! lengths varied so that small traces come often and long ones now and then.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub mod corpus;
@@ -33,7 +45,9 @@ use crate::report::Report;
 use crate::shrink::Budget;
 use crate::signature::Signature;
 use crate::verdict::Judge;
-use crate::{bytes, isolate, runner};
+use crate::{bytes, differ, isolate, runner};
+use coverage::Counters;
+use features::Notes;
 
 /// Most ops a mutant keeps: a mutant grows by insertions and repeats, and a long trace costs a
 /// run in proportion; the bugs the fuzzer finds need few ops.
@@ -142,20 +156,32 @@ fn mutant(trace: &Trace, rng: &mut Rng) -> Trace {
     quick(t)
 }
 
-/// Runs `trace` once as [`Judge::test`] does, and returns the features it showed (none for a
-/// differential, or a run that crashed).
-pub fn test(judge: &Judge, trace: &Trace) -> Result<(Result<(), Report>, Vec<u64>), String> {
-    if judge.against.is_some() {
-        return Ok((judge.test(trace)?, Vec::new()));
-    }
-    let backend =
-        Under::new(judge.backend.open(trace)?, judge.contract).observed(features::observe);
-    let (result, features) = if backend.caps().global_state {
-        isolate::run_collecting(backend, trace, judge.iso, features::take)
-    } else {
-        features::take();
-        let result = runner::run(backend, trace);
-        (result, features::take())
+/// Runs `trace` once as [`Judge::test`] does (a differential with [`Judge::against`]), and
+/// returns the features it showed: the calls of the backend under test, and the counters of
+/// `coverage` (none for a run that crashed).
+pub fn test(
+    judge: &Judge,
+    trace: &Trace,
+    coverage: &Counters,
+) -> Result<(Result<(), Report>, Vec<u64>), String> {
+    let notes = Rc::new(RefCell::new(Notes::default()));
+    let seen = Rc::clone(&notes);
+    let left = Under::new(judge.backend.open(trace)?, judge.contract).observed(Box::new(
+        move |req, reply| seen.borrow_mut().observe(req, reply),
+    ));
+    let collect = || notes.take().features(coverage);
+    let global = left.caps().global_state;
+    let (result, features) = match &judge.against {
+        None if global => isolate::run_collecting(left, trace, judge.iso, collect),
+        None => (runner::run(left, trace), collect()),
+        Some(spec) => {
+            let right = judge.open(spec, trace)?;
+            if global || right.caps().global_state {
+                isolate::diff_collecting(left, right, trace, judge.iso, collect)
+            } else {
+                (differ::diff(left, right, trace), collect())
+            }
+        }
     };
     let result = result.map_err(|mut r| {
         r.contract = judge.contract;
@@ -171,7 +197,8 @@ pub fn run(judge: &Judge, plan: &Plan, save: &Path, out: &mut dyn Write) -> Resu
     let start = Instant::now();
     let time = plan.time;
     let mut rng = Rng::new(plan.seed);
-    let feedback = !plan.blind && judge.against.is_none();
+    let feedback = !plan.blind;
+    let coverage = coverage::of(&judge.backend)?;
     let mut corpus = corpus::Corpus::default();
     // The first traces run: the user's, then a few draws (in this order: popped from the end).
     let mut queue: Vec<Trace> = Vec::new();
@@ -191,7 +218,7 @@ pub fn run(judge: &Judge, plan: &Plan, save: &Path, out: &mut dyn Write) -> Resu
         found.runs += 1;
         found.ops += trace.len();
         let result = if feedback {
-            let (result, features) = test(judge, &trace)?;
+            let (result, features) = test(judge, &trace, &coverage)?;
             if result.is_ok() {
                 corpus.offer(&trace, &features);
             }

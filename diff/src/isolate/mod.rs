@@ -123,28 +123,40 @@ pub fn diff_where_needed<A: Backend, B: Backend>(
 /// the one the run makes, or [`Failure::Crashed`] at the op where the child died.
 pub fn run<B: Backend>(backend: B, trace: &Trace, iso: Isolation) -> Result<(), Report> {
     let name = backend.name();
-    let (verdict, _) = in_child([name.clone(), name], trace, iso, None, move |watch| {
+    let (verdict, _) = in_child([name.clone(), name], trace, iso, Vec::new, move |watch| {
         runner::run_watched(backend, trace, &mut |i| watch(Side::Left, i))
     });
     verdict
 }
 
 /// [`run`], and what `collect` returns in the child once the trace is done (the features a
-/// fuzzer's feedback is made of: see [`crate::fuzz_so::features`]); none if the child died.
+/// fuzzer's feedback is made of, from notes the backend filled: see
+/// [`crate::fuzz_so::features`]); none if the child died.
 pub fn run_collecting<B: Backend>(
     backend: B,
     trace: &Trace,
     iso: Isolation,
-    collect: fn() -> Vec<u64>,
+    collect: impl FnOnce() -> Vec<u64>,
 ) -> (Result<(), Report>, Vec<u64>) {
     let name = backend.name();
-    in_child(
-        [name.clone(), name],
-        trace,
-        iso,
-        Some(collect),
-        move |watch| runner::run_watched(backend, trace, &mut |i| watch(Side::Left, i)),
-    )
+    in_child([name.clone(), name], trace, iso, collect, move |watch| {
+        runner::run_watched(backend, trace, &mut |i| watch(Side::Left, i))
+    })
+}
+
+/// [`diff`], and what `collect` returns in the child once the differential is done (as
+/// [`run_collecting`]).
+pub fn diff_collecting<A: Backend, B: Backend>(
+    a: A,
+    b: B,
+    trace: &Trace,
+    iso: Isolation,
+    collect: impl FnOnce() -> Vec<u64>,
+) -> (Result<(), Report>, Vec<u64>) {
+    let names = [a.name(), b.name()];
+    in_child(names, trace, iso, collect, move |watch| {
+        differ::diff_watched(a, b, trace, watch)
+    })
 }
 
 /// Runs the differential of `a` and `b` on `trace` in a forked child ([`differ::diff_watched`]
@@ -155,11 +167,7 @@ pub fn diff<A: Backend, B: Backend>(
     trace: &Trace,
     iso: Isolation,
 ) -> Result<(), Report> {
-    let names = [a.name(), b.name()];
-    let (verdict, _) = in_child(names, trace, iso, None, move |watch| {
-        differ::diff_watched(a, b, trace, watch)
-    });
-    verdict
+    diff_collecting(a, b, trace, iso, Vec::new).0
 }
 
 /// Runs `check(i)` for jobs `0..jobs` in as few forked children as it can: one child runs the jobs
@@ -297,13 +305,13 @@ fn pipe() -> (Fd, Fd) {
     (read, write)
 }
 
-/// Forks; the child runs `body`, then `collect` if given, and reports; the parent watches it and
-/// returns its verdict and what `collect` gave.
+/// Forks; the child runs `body`, then `collect`, and reports; the parent watches it and returns
+/// its verdict and what `collect` gave.
 fn in_child(
     names: [String; 2],
     trace: &Trace,
     iso: Isolation,
-    collect: Option<fn() -> Vec<u64>>,
+    collect: impl FnOnce() -> Vec<u64>,
     body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
 ) -> (Result<(), Report>, Vec<u64>) {
     let progress = SharedProgress::new();
@@ -391,7 +399,7 @@ fn child(
     progress: &Progress,
     names: &[String; 2],
     trace: &Trace,
-    collect: Option<fn() -> Vec<u64>>,
+    collect: impl FnOnce() -> Vec<u64>,
     body: impl FnOnce(&mut dyn FnMut(Side, usize)) -> Result<(), Report>,
 ) -> ! {
     become_child(parent);
@@ -412,7 +420,7 @@ fn child(
             },
         ))
     });
-    let features = collect.map_or_else(Vec::new, |f| f());
+    let features = catch_unwind(AssertUnwindSafe(collect)).unwrap_or_default();
     let msg = wire::message(&result, &features);
     let mut sent = 0;
     while sent < msg.len() {

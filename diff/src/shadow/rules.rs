@@ -20,7 +20,8 @@
 //! choices: `malloc(0)` (and `calloc` of 0 bytes) may return NULL, with any `errno`; `memalign`,
 //! in no standard, may refuse an alignment of 0 or one that is not a power of two, with any
 //! `errno`, and then owes only the fundamental alignment; `aligned_alloc` may refuse any
-//! non-power-of-two alignment. The rest stands: no object above `PTRDIFF_MAX` (pointer differences
+//! non-power-of-two alignment, setting `EINVAL` (or `ENOMEM`) as POSIX.1-2024, which added it, says
+//! (C17 asks only for NULL). The rest stands: no object above `PTRDIFF_MAX` (pointer differences
 //! within it would overflow), `calloc` checks its product, `posix_memalign` validates its
 //! alignment, failures of the standard calls set `ENOMEM` as POSIX says, and small requests are
 //! owed.
@@ -286,8 +287,8 @@ pub fn aligned_alloc(align: usize, size: usize, ctx: &Context) -> Expect {
         e.need = Need::Either;
     }
     e.errnos = &[EINVAL, ENOMEM];
-    e.rule = "aligned_alloc with an alignment that is not a power of two fails with EINVAL (C17) \
-              or rounds it up (older glibc)";
+    e.rule = "aligned_alloc with an alignment that is not a power of two fails with EINVAL \
+              (POSIX.1-2024, glibc 2.38; C17 asks only for NULL) or rounds it up (older glibc)";
     e
 }
 

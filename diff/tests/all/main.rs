@@ -1,6 +1,6 @@
 //! Integration tests of `tagalloc-diff`, one binary (as bumpalo does): oracles against broken
-//! backends, quickcheck properties, the fuzz targets on seeded bytes, the command-line tool, and
-//! shared objects isolated in forked children.
+//! backends, quickcheck properties, the fuzz targets on seeded bytes, the command-line tool,
+//! shared objects isolated in forked children, and production allocators under the posix contract.
 
 mod broken;
 mod cli;
@@ -8,6 +8,7 @@ mod fuzz_so;
 mod isolation;
 mod lab;
 mod oracles;
+mod posix;
 mod quickchecks;
 mod targets;
 

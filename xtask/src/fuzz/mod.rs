@@ -12,9 +12,13 @@
 //!    (libFuzzer only adds new inputs);
 //! 6. prints a table per target and writes it to `target/fuzz-report.md` ([`report`]).
 //!
+//! With `--backend X.so` it does none of this: it runs `tagalloc-diff fuzz` on that object instead,
+//! passing on the flags that matter there ([`backend`]).
+//!
 //! Exit status: 0 clean, 1 a target crashed, 2 a usage or setup error (or a run that failed
 //! without a crashing input).
 
+mod backend;
 mod campaign;
 pub(crate) mod command;
 mod corpus;
@@ -88,39 +92,9 @@ fn corpus_root_for(opts: &Options, root: &Path, target: &str) -> PathBuf {
     }
 }
 
-/// `--backend X.so`: `tagalloc-diff fuzz` on that object, in a release build.
-fn fuzz_backend(opts: &Options, so: &str) -> Result<u8, Stop> {
-    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-    cmd.current_dir(crate::root())
-        .args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "tagalloc-diff",
-            "--",
-            "fuzz",
-        ])
-        .args(["--backend", so, "--time", &opts.time.to_string()]);
-    if let Some(c) = &opts.contract {
-        cmd.args(["--contract", c]);
-    }
-    eprintln!("==> tagalloc-diff fuzz --backend {so} for {} s", opts.time);
-    let status = cmd
-        .status()
-        .map_err(|e| Stop::Setup(format!("cannot run cargo: {e}")))?;
-    match status.code() {
-        Some(c @ (0 | 1)) => Ok(c as u8),
-        Some(2) => Err(Stop::Usage(format!(
-            "tagalloc-diff fuzz refused --backend {so}"
-        ))),
-        _ => Err(Stop::Setup(format!("tagalloc-diff fuzz failed: {status}"))),
-    }
-}
-
 fn fuzz_all(opts: &Options) -> Result<u8, Stop> {
     if let Some(so) = &opts.backend {
-        return fuzz_backend(opts, so);
+        return backend::fuzz(opts, so);
     }
     let root = crate::root();
     let fuzz_dir = root.join("fuzz");

@@ -31,13 +31,24 @@ options:
   --report FILE          where the markdown report goes (default: target/fuzz-report.md)
   --backend X.so         fuzz that shared object instead of the targets: runs `tagalloc-diff fuzz
                          --backend X.so --time SECONDS` (release build), saving each distinct
-                         failure, shrunk, under target/tagalloc-diff/fuzz/
-  --contract C           with --backend: the rules it is held to (glibc, posix, malloc-lab)
+                         failure, shrunk, under target/tagalloc-diff/fuzz/; with it, and only with
+                         it, these go to `tagalloc-diff fuzz` as they are (paths made absolute):
+    --contract C         the rules it is held to (glibc, posix, malloc-lab; default glibc)
+    --against B          differential against B (libc, tagalloc or another .so)
+    --corpus DIR         start the corpus from the traces in DIR
+    --blind              no feedback: independent random draws
+    --seed N             the random seed (default: from the clock)
+    --first              stop at the first failure, shrunk and saved
+    --save DIR           where the minimal traces go
+    --hang-limit S       seconds an op may take before it is a hang (default 2, plus 16 a GiB)
+                         (targets, `--` flags, --jobs, --sanitizer, --cmin, --corpus-root and
+                         --report are the campaign's and refused with --backend)
   -h, --help             this text
   -- FLAG...             everything after `--` goes to libFuzzer, as with `cargo fuzz run`
                          (e.g. `cargo xtask fuzz ops -- -max_len=64`)
 
-exit status: 0 clean, 1 a target crashed (see corpus/regressions/), 2 usage or setup error
+exit status: 0 clean, 1 a target crashed (see corpus/regressions/) or, with --backend, the object
+failed (see target/tagalloc-diff/fuzz/ or --save), 2 usage or setup error
 ";
 
 /// What the command line asks for.
@@ -61,15 +72,40 @@ pub struct Options {
     pub libfuzzer: Vec<String>,
     /// `--backend X.so`: fuzz that object with `tagalloc-diff fuzz` instead of the targets.
     pub backend: Option<String>,
-    /// `--contract C`, for `--backend`.
-    pub contract: Option<String>,
+    /// The flags `--backend` passes on to `tagalloc-diff fuzz`.
+    pub pass: Pass,
 }
+
+/// The flags of `tagalloc-diff fuzz` that `--backend` passes on, each checked here so that a bad
+/// one is a usage error of `cargo xtask fuzz` before anything is built.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pass {
+    /// `--contract C`.
+    pub contract: Option<String>,
+    /// `--against B`.
+    pub against: Option<String>,
+    /// `--corpus DIR`.
+    pub corpus: Option<PathBuf>,
+    /// `--save DIR`.
+    pub save: Option<PathBuf>,
+    /// `--seed N`.
+    pub seed: Option<u64>,
+    /// `--hang-limit S`, as given (a positive number of seconds).
+    pub hang_limit: Option<String>,
+    /// `--blind`.
+    pub blind: bool,
+    /// `--first`.
+    pub first: bool,
+}
+
+/// The contracts `tagalloc-diff --contract` knows.
+const CONTRACTS: [&str; 3] = ["glibc", "posix", "malloc-lab"];
 
 /// What parsing the command line gave.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
     /// Run with these options.
-    Run(Options),
+    Run(Box<Options>),
     /// `--help`: print the usage and succeed.
     Help,
 }
@@ -91,12 +127,17 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         targets: Vec::new(),
         libfuzzer: Vec::new(),
         backend: None,
-        contract: None,
+        pass: Pass::default(),
     };
+    // The first flag given that only one of the two modes takes, for the error after the loop.
+    let (mut passed, mut campaign): (Option<String>, Option<String>) = (None, None);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--" {
             o.libfuzzer = it.cloned().collect();
+            if !o.libfuzzer.is_empty() {
+                campaign.get_or_insert_with(|| "flags after `--`".into());
+            }
             break;
         }
         // `--flag=value` and `--flag value` both work.
@@ -110,6 +151,11 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 .or_else(|| it.next().cloned())
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
+        if PASSED.contains(&flag) {
+            passed.get_or_insert_with(|| flag.to_string());
+        } else if CAMPAIGN.contains(&flag) {
+            campaign.get_or_insert_with(|| flag.to_string());
+        }
         match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--time" => o.time = positive(flag, &value()?)?,
@@ -126,22 +172,79 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--corpus-root" => o.corpus_root = Some(PathBuf::from(value()?)),
             "--report" => o.report = Some(PathBuf::from(value()?)),
             "--backend" => o.backend = Some(value()?),
-            "--contract" => o.contract = Some(value()?),
+            "--contract" => {
+                let c = value()?;
+                if !CONTRACTS.contains(&c.as_str()) {
+                    return Err(format!(
+                        "--contract: `{c}` is not glibc, posix or malloc-lab"
+                    ));
+                }
+                o.pass.contract = Some(c);
+            }
+            "--against" => o.pass.against = Some(value()?),
+            "--corpus" => o.pass.corpus = Some(PathBuf::from(value()?)),
+            "--save" => o.pass.save = Some(PathBuf::from(value()?)),
+            "--seed" => {
+                let v = value()?;
+                let n = v
+                    .parse()
+                    .map_err(|_| format!("--seed: `{v}` is not a whole number"))?;
+                o.pass.seed = Some(n);
+            }
+            "--hang-limit" => {
+                let v = value()?;
+                if !v.parse::<f64>().is_ok_and(|s| s.is_finite() && s > 0.0) {
+                    return Err(format!(
+                        "--hang-limit: `{v}` is not a positive number of seconds"
+                    ));
+                }
+                o.pass.hang_limit = Some(v);
+            }
+            "--blind" if inline.is_none() => o.pass.blind = true,
+            "--first" if inline.is_none() => o.pass.first = true,
             f if f.starts_with('-') => return Err(format!("unknown option `{arg}`")),
             name => {
+                campaign.get_or_insert_with(|| format!("the target `{name}`"));
                 if !o.targets.iter().any(|t| t == name) {
                     o.targets.push(name.to_string());
                 }
             }
         }
     }
-    if o.contract.is_some() && o.backend.is_none() {
-        return Err(
-            "--contract needs --backend (the targets fuzz tagalloc under glibc's rules)".into(),
-        );
+    match (&o.backend, passed, campaign) {
+        (None, Some(flag), _) => Err(format!(
+            "{flag} needs --backend (the targets fuzz tagalloc, under glibc's rules, from their \
+             own corpora)"
+        )),
+        (Some(_), _, Some(what)) => Err(format!(
+            "{what}: not with --backend (it runs `tagalloc-diff fuzz`, not the campaign)"
+        )),
+        _ => Ok(Parsed::Run(Box::new(o))),
     }
-    Ok(Parsed::Run(o))
 }
+
+/// Flags passed on to `tagalloc-diff fuzz`, which only `--backend` takes.
+const PASSED: [&str; 8] = [
+    "--contract",
+    "--against",
+    "--corpus",
+    "--save",
+    "--seed",
+    "--hang-limit",
+    "--blind",
+    "--first",
+];
+
+/// Flags of the campaign over the targets, which `--backend` does not take.
+const CAMPAIGN: [&str; 7] = [
+    "--jobs",
+    "-j",
+    "--sanitizer",
+    "--cmin",
+    "--no-cmin",
+    "--corpus-root",
+    "--report",
+];
 
 fn positive(flag: &str, v: &str) -> Result<u64, String> {
     match v.parse::<u64>() {
@@ -160,7 +263,7 @@ mod tests {
 
     fn run(s: &str) -> Options {
         match parse(&args(s)) {
-            Ok(Parsed::Run(o)) => o,
+            Ok(Parsed::Run(o)) => *o,
             other => panic!("{s}: {other:?}"),
         }
     }
@@ -172,8 +275,60 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(o.backend.as_deref(), Some("./x.so"));
-        assert_eq!(o.contract.as_deref(), Some("posix"));
+        assert_eq!(o.pass.contract.as_deref(), Some("posix"));
         assert!(parse(&args("--contract posix")).is_err());
+    }
+
+    #[test]
+    fn the_flags_backend_passes_on() {
+        let o = run(
+            "--backend x.so --against=libc --corpus d --save s --seed 0 --hang-limit 0.5 --blind \
+             --first --contract malloc-lab",
+        );
+        let want = Pass {
+            contract: Some("malloc-lab".into()),
+            against: Some("libc".into()),
+            corpus: Some(PathBuf::from("d")),
+            save: Some(PathBuf::from("s")),
+            seed: Some(0),
+            hang_limit: Some("0.5".into()),
+            blind: true,
+            first: true,
+        };
+        assert_eq!(o.pass, want);
+        assert_eq!(run("--backend x.so").pass, Pass::default());
+    }
+
+    #[test]
+    fn each_mode_refuses_the_other_modes_flags() {
+        for bad in [
+            // The campaign's flags with --backend.
+            "--backend x.so ops",
+            "--backend x.so -j 2",
+            "--backend x.so --cmin",
+            "--backend x.so --corpus-root d",
+            "--backend x.so --report r",
+            "--backend x.so --sanitizer none",
+            "--backend x.so -- -max_len=4",
+            // --backend's flags without it.
+            "--blind",
+            "--first",
+            "--corpus d",
+            "--against libc",
+            "--seed 3",
+            "--save d",
+            "--hang-limit 3",
+            "ops --contract posix",
+            // Bad values.
+            "--backend x.so --contract musl",
+            "--backend x.so --seed -1",
+            "--backend x.so --hang-limit 0",
+            "--backend x.so --hang-limit x",
+            "--backend x.so --blind=yes",
+            "--backend x.so --corpus",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad} should be a usage error");
+        }
     }
 
     #[test]
@@ -217,6 +372,15 @@ mod tests {
             "--report",
             "-h, --help",
             "-- FLAG...",
+            "--backend",
+            "--contract",
+            "--against",
+            "--corpus",
+            "--blind",
+            "--seed",
+            "--first",
+            "--save",
+            "--hang-limit",
         ] {
             assert!(
                 USAGE.contains(&format!("  {flag} ")),
