@@ -16,12 +16,12 @@
 use crate::cache::{self, Central, ThreadCache};
 use crate::error::{Call, Error, Misuse, MisuseKind};
 use crate::fork::register_atfork;
-use crate::heap::{Config, Heap, SEG_HEAD};
+use crate::heap::{Config, Heap};
 use crate::lock::Lock;
 use crate::os;
 use crate::source::{Reserved, Source};
 use crate::stats::Stats;
-use crate::tag::{Tag, FENCE, MAPPED, USED};
+use crate::tag::Tag;
 use crate::track;
 use crate::walk::{Corruption, Near};
 use core::alloc::{GlobalAlloc, Layout};
@@ -500,18 +500,19 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     fn live_block(&self, p: *mut u8) -> Option<usize> {
         let a = p as usize;
-        let lo = self.lo.load(Ordering::Relaxed);
-        let hi = self.hi.load(Ordering::Relaxed);
-        if a % 16 != 0 || a < lo + SEG_HEAD + 8 || a >= hi {
+        // 16-aligned, past the first segment's record, below `hi`: the caches' range test, in
+        // one subtraction, one rotation and one comparison.
+        if !self.range().holds(p) {
             return None;
         }
+        let hi = self.hi.load(Ordering::Relaxed);
         // SAFETY: every 8-aligned word in the break range is mapped (`Heap::break_range`); the
         // header may be rewritten concurrently by the heap under the lock, so it is read
         // atomically, and either value decodes.
         let word = unsafe { track::load_atomic(p.sub(8).cast()) };
         let t = Tag::decode(a - 8, word)?;
         let size = t.size();
-        if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || size < 32 {
+        if !t.is_block_in_use() || size < 32 {
             return None;
         }
         // The next block's header must be intact too (an overflow of this block shows there):
