@@ -374,7 +374,7 @@ impl Range {
     /// bits of the offset to the top, so a misaligned `q` compares as huge, as does one below
     /// `first` (the subtraction wraps).
     #[inline(always)]
-    fn holds(self, q: *mut u8) -> bool {
+    pub(crate) fn holds(self, q: *mut u8) -> bool {
         (q as usize).wrapping_sub(self.first).rotate_right(4) < self.slots
     }
 }

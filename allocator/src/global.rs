@@ -16,12 +16,12 @@
 use crate::cache::{self, Central, ThreadCache};
 use crate::error::{Call, Error, Misuse, MisuseKind};
 use crate::fork::register_atfork;
-use crate::heap::{Config, Heap, SEG_HEAD};
+use crate::heap::{Config, Heap};
 use crate::lock::Lock;
 use crate::os;
 use crate::source::{Reserved, Source};
 use crate::stats::Stats;
-use crate::tag::{Tag, FENCE, MAPPED, USED};
+use crate::tag::Tag;
 use crate::track;
 use crate::walk::{Corruption, Near};
 use core::alloc::{GlobalAlloc, Layout};
@@ -500,18 +500,19 @@ impl<S: Source + Send> LockedHeap<S> {
     #[inline]
     fn live_block(&self, p: *mut u8) -> Option<usize> {
         let a = p as usize;
-        let lo = self.lo.load(Ordering::Relaxed);
-        let hi = self.hi.load(Ordering::Relaxed);
-        if a % 16 != 0 || a < lo + SEG_HEAD + 8 || a >= hi {
+        // 16-aligned, past the first segment's record, below `hi`: the caches' range test, in
+        // one subtraction, one rotation and one comparison.
+        if !self.range().holds(p) {
             return None;
         }
+        let hi = self.hi.load(Ordering::Relaxed);
         // SAFETY: every 8-aligned word in the break range is mapped (`Heap::break_range`); the
         // header may be rewritten concurrently by the heap under the lock, so it is read
         // atomically, and either value decodes.
         let word = unsafe { track::load_atomic(p.sub(8).cast()) };
         let t = Tag::decode(a - 8, word)?;
         let size = t.size();
-        if !t.has(USED) || t.has(MAPPED) || t.has(FENCE) || size < 32 {
+        if !t.is_block_in_use() || size < 32 {
             return None;
         }
         // The next block's header must be intact too (an overflow of this block shows there):
@@ -531,7 +532,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// The cache class and usable size of `p` if it is an allocated block of a class's size (see
     /// [`live_block`](Self::live_block)) whose requests the caches serve.
     #[inline(always)]
-    fn small_class(&self, p: *mut u8) -> Option<(usize, usize)> {
+    fn cached_class(&self, p: *mut u8) -> Option<(usize, usize)> {
         match self.live_block(p)? {
             size @ 32..=1040 => Some(((size >> 4) - 2, size - 8)),
             // Clamped here, not in `medium_class`, so that the compiler knows the class is in
@@ -542,7 +543,7 @@ impl<S: Source + Send> LockedHeap<S> {
         }
     }
 
-    /// [`small_class`](Self::small_class) for a block above 1040 bytes: out of line, off the
+    /// [`cached_class`](Self::cached_class) for a block above 1040 bytes: out of line, off the
     /// small blocks' path.
     #[inline(never)]
     fn medium_class(&self, size: usize) -> Option<(usize, usize)> {
@@ -563,7 +564,7 @@ impl<S: Source + Send> LockedHeap<S> {
             return Ok(());
         }
         if self.caching() {
-            if let Some((class, usable)) = self.small_class(p) {
+            if let Some((class, usable)) = self.cached_class(p) {
                 // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the
                 // caller gives it up (contract).
                 if !unsafe { cache::is_marked(p) } && unsafe { cache::push_hot(class, p) } {
@@ -590,7 +591,7 @@ impl<S: Source + Send> LockedHeap<S> {
         if !self.cached || !cache::claimed(self as *const Self as usize) {
             return false;
         }
-        let Some((class, usable)) = self.small_class(p) else {
+        let Some((class, usable)) = self.cached_class(p) else {
             return false;
         };
         // SAFETY: p is a small allocated block in the break range, 24+ usable bytes; the caller
@@ -686,8 +687,8 @@ impl<S: Source + Send> LockedHeap<S> {
 
     /// Rejects a pointer that sits in a thread cache (already freed) before the locked paths see it.
     fn not_cached(&self, p: *mut u8, call: Call) -> Result<(), Error> {
-        if self.caching() && self.small_class(p).is_some() {
-            // SAFETY: small_class found an allocated block of 24+ bytes at p.
+        if self.caching() && self.cached_class(p).is_some() {
+            // SAFETY: cached_class found an allocated block of 24+ bytes at p.
             if unsafe { cache::is_marked(p) } {
                 return Err(double_free(call, p));
             }

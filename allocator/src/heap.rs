@@ -825,7 +825,7 @@ impl<S: Source> Heap<S> {
 
     /// Frees allocated block `b`: onto its fast list when it is small, else for real
     /// ([`coalesce_block`](Self::coalesce_block)), consolidating the fast lists when that leaves
-    /// a large free block.
+    /// a large free block at the end of the top segment.
     ///
     /// # Safety
     /// `b` must be an allocated block of a segment, with tag `t`.
@@ -848,15 +848,16 @@ impl<S: Source> Heap<S> {
             return Ok(());
         }
         // SAFETY: forwarded contract.
-        let total = unsafe { self.coalesce_block(b, t, call)? };
-        if total >= CONSOLIDATE_AT && self.fast.blocks > 0 {
+        let (total, at_top) = unsafe { self.coalesce_block(b, t, call)? };
+        if at_top && total >= CONSOLIDATE_AT && self.fast.blocks > 0 {
             self.consolidate()?;
         }
         Ok(())
     }
 
     /// Frees allocated block `b` for real, coalescing with free neighbours, trimming the top;
-    /// returns the size of the free block it merged into (before any trim).
+    /// returns the size of the free block it merged into (before any trim), and whether that
+    /// block is the last of the top segment (what a trim gives back).
     ///
     /// # Safety
     /// `b` must be an allocated block of a segment, with tag `t`.
@@ -865,7 +866,7 @@ impl<S: Source> Heap<S> {
         b: *mut u8,
         t: Tag,
         call: Call,
-    ) -> Result<usize, Error> {
+    ) -> Result<(usize, bool), Error> {
         let size = t.size();
         // SAFETY: b is an allocated block (contract): the block after it, and (when PREV_USED is
         // clear) the free block before it, are inside the same segment.
@@ -905,8 +906,8 @@ impl<S: Source> Heap<S> {
             self.stats.sub_live(size - 8);
             let merged = total;
             let end = start as usize + total + 8;
-            if !self.top.is_null() && end == (*self.top).end && total >= self.config.trim_threshold
-            {
+            let at_top = !self.top.is_null() && end == (*self.top).end;
+            if at_top && total >= self.config.trim_threshold {
                 // The top shrank since the last such free: it was allocated from; count afresh.
                 if total < self.trim_last {
                     self.trim_ticks = 0;
@@ -926,7 +927,7 @@ impl<S: Source> Heap<S> {
             set_header(start, mt);
             set_footer(start, mt);
             self.bins.insert(start, total);
-            Ok(merged)
+            Ok((merged, at_top))
         }
     }
 

@@ -71,6 +71,13 @@ impl Tag {
         self.bits & flag == flag
     }
 
+    /// Whether this is an allocated block's tag: `USED` set, neither `MAPPED` nor `FENCE`, whatever
+    /// its `PREV_USED` bit (one mask and one comparison).
+    #[inline(always)]
+    pub const fn is_block_in_use(self) -> bool {
+        self.bits & (USED | MAPPED | FENCE) == USED
+    }
+
     /// The same tag with `flag` set or cleared.
     #[inline]
     #[must_use]

@@ -173,7 +173,7 @@ impl Central {
     pub(crate) fn check(&self, owns: Owns) -> Result<(), Corruption> {
         for class in 0..CLASSES {
             for chain in &self.chains[class][..self.counts[class]] {
-                let last = check_list(chain.first, chain.len as usize, class, owns)?;
+                // The length is judged before the walk it bounds.
                 if chain.len > crate::cache::max_limit(class) {
                     return Err(Corruption {
                         invariant: 10,
@@ -181,6 +181,7 @@ impl Central {
                         what: "a transfer-cache batch is longer than a class may hold",
                     });
                 }
+                let last = check_list(chain.first, chain.len as usize, class, owns)?;
                 if chain.len == 0 || last != chain.last {
                     return Err(Corruption {
                         invariant: 10,

@@ -1,5 +1,6 @@
 //! The fast lists: small frees that neither split nor coalesce, reused by size, consolidated in
-//! bulk before the heap grows or when a large free area forms; misuse of a fast block is caught.
+//! bulk before the heap grows or when a large free area forms at the top; misuse of a fast block is
+//! caught.
 
 use super::*;
 use tagalloc::{Call, Error, Misuse, MisuseKind};
@@ -62,6 +63,27 @@ fn a_large_free_area_consolidates_and_the_top_is_trimmed() {
     // The 150 KiB of the small blocks went back too: they were coalesced into the top first.
     assert!(h.stats().brk_bytes < brk + (64 << 10), "{:?}", h.stats());
     walk(&h);
+}
+
+#[test]
+fn a_large_free_area_inside_the_heap_leaves_the_fast_lists_alone() {
+    // A free that leaves 100 KiB free below a live block cannot let the top be trimmed, so it
+    // does not pay for consolidating: the fast blocks stay on their lists, ready for their size.
+    let mut h = heap();
+    let small: Vec<_> = (0..300).map(|_| m(&mut h, 500)).collect();
+    let big = m(&mut h, 100 << 10);
+    let _guard = m(&mut h, 16);
+    for &p in &small {
+        f(&mut h, p);
+    }
+    f(&mut h, big);
+    assert_eq!(
+        m(&mut h, 500),
+        small[299],
+        "the last fast block is still its list's head"
+    );
+    walk(&h);
+    // Consolidated, the same frees would have merged every small block into the big one's space.
 }
 
 #[test]
