@@ -1,8 +1,9 @@
 //! Medium blocks (requests of 1033 to 32760 bytes) through the thread caches: a request is rounded
 //! up to its class (eight per power of two), a freed block of a class's size waits in the cache and
 //! the next request of its class takes it back without the lock, a class over its limit gives half
-//! back to the heap (freed for real: medium blocks have no fast lists), and invariant 10 holds for
-//! all of it. A test binary of its own: the first caching `LockedHeap` of a process owns the caches.
+//! back to the heap (freed for real: medium blocks have no fast lists; the heap's count of
+//! allocated blocks is what callers hold plus what the caches hold), calls the cache serves are
+//! counted as their kind, and invariant 10 holds for all of it. A test binary of its own: the first caching `LockedHeap` of a process owns the caches.
 
 use tagalloc::source::Sim;
 use tagalloc::{Call, Error, LockedHeap, Misuse, MisuseKind};
@@ -65,6 +66,29 @@ fn medium_blocks_are_rounded_to_their_class_cached_and_given_back() {
         (1..=16).contains(&of_class),
         "{of_class} blocks of 3000 B cached"
     );
+    // Every block the heap counts as allocated is held (`small`) or waits in a cache: the half a
+    // full class gives back is freed for real, not dropped on the way.
+    assert_eq!(
+        heap.stats().live_blocks,
+        1 + cached(&heap).len(),
+        "allocated blocks neither held nor cached"
+    );
+
+    // A calloc the cache serves is counted as a calloc (not as a malloc), and its block is zeroed.
+    let before = heap.stats();
+    let z = heap.calloc(1, 3000).expect("calloc").as_ptr();
+    assert!(blocks.contains(&z), "served from the cache");
+    let after = heap.stats();
+    assert_eq!(
+        (after.callocs, after.mallocs),
+        (before.callocs + 1, before.mallocs)
+    );
+    // SAFETY: z is a live block of at least 3000 bytes.
+    assert!(unsafe { std::slice::from_raw_parts(z, 3000) }
+        .iter()
+        .all(|&b| b == 0));
+    // SAFETY: as above.
+    unsafe { heap.free(z) }.expect("free");
 
     // A second free of a cached medium block is a double free, by free and by realloc.
     let p = heap.malloc(5000).expect("malloc").as_ptr();
