@@ -1235,3 +1235,37 @@ impl<S: Source> Drop for Heap<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Sim;
+
+    /// A header that passes its check but whose size runs past the end of its segment (a forged
+    /// tag) makes `free` report a corrupt tag at that block, before anything reads past the
+    /// segment for the block's neighbour.
+    #[test]
+    fn free_reports_a_block_that_runs_past_its_segment() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let p = h.malloc(2000).unwrap().as_ptr();
+        let guard = h.malloc(2000).unwrap().as_ptr();
+        let b = block::of_payload(p);
+        // SAFETY: b is the header of the live block p.
+        let t = unsafe { header(b) }.unwrap();
+        // SAFETY: the heap has one segment, a live record, holding p.
+        let end = unsafe { (*h.segments).end };
+        assert!((b as usize) < end);
+        let long = Tag::new((end - b as usize + 15) & !15, USED).with(PREV_USED, t.has(PREV_USED));
+        // SAFETY: b is p's header, in the heap's memory; it is restored below.
+        unsafe { set_header(b, long) };
+        // SAFETY: p is in the heap's memory; the forged header is the point.
+        assert_eq!(unsafe { h.free(p) }, Err(corrupt(Call::Free, b)));
+        // SAFETY: as above.
+        unsafe { set_header(b, t) };
+        assert_eq!(h.check(), Ok(()));
+        for q in [p, guard] {
+            // SAFETY: live blocks of this heap, freed once.
+            unsafe { h.free(q) }.unwrap();
+        }
+    }
+}
