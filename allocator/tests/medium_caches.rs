@@ -90,6 +90,27 @@ fn medium_blocks_are_rounded_to_their_class_cached_and_given_back() {
     // SAFETY: as above.
     unsafe { heap.free(z) }.expect("free");
 
+    // A thread's cache goes back when the thread exits: its blocks are freed or wait in the
+    // transfer cache, not lost with the thread. (A scoped thread's `join` waits for the thread's
+    // end, its cache's destructor included.)
+    std::thread::scope(|s| {
+        let exited = s.spawn(|| {
+            let mine: Vec<*mut u8> = (0..8)
+                .map(|_| heap.malloc(3000).expect("malloc").as_ptr())
+                .collect();
+            for p in mine {
+                // SAFETY: as above.
+                unsafe { heap.free(p) }.expect("free");
+            }
+        });
+        exited.join().expect("the thread");
+    });
+    assert_eq!(
+        heap.stats().live_blocks,
+        1 + cached(&heap).len(),
+        "an exited thread's cached blocks were lost"
+    );
+
     // A second free of a cached medium block is a double free, by free and by realloc.
     let p = heap.malloc(5000).expect("malloc").as_ptr();
     // SAFETY: as above.
