@@ -165,6 +165,10 @@ fn realloc_of_a_large_chunk_remaps_and_keeps_data() {
         .unwrap()
         .as_ptr();
     walk(&h);
+    // A growing remap takes a quarter more room than the new size's pages, as `move_to` does.
+    let pages = |n: usize| n.div_ceil(4096) * 4096;
+    let asked = pages((300 << 10) + 16);
+    assert_eq!(usable(&h, q), pages(asked + asked / 4) - 16);
     // SAFETY: q has at least 100 KiB.
     assert!(unsafe { std::slice::from_raw_parts(q, 100 << 10) }
         .iter()
