@@ -314,6 +314,13 @@ fn statistics_count_calls_and_bytes() {
     let s = h.stats();
     assert_eq!((s.mallocs, s.callocs, s.reallocs), (1, 1, 1));
     assert_eq!(s.live_blocks, 2);
+    // A refused call of the aligned family counts as a call and as a failure.
+    assert_eq!(
+        h.posix_memalign(24, 10),
+        Err(tagalloc::Error::InvalidArgument)
+    );
+    let s = h.stats();
+    assert_eq!((s.memaligns, s.failures), (1, 1));
     assert!(s.brk_bytes > 0 && s.mmap_bytes == 0);
     f(&mut h, a);
     f(&mut h, b);
