@@ -89,6 +89,17 @@ fn medium_blocks_are_rounded_to_their_class_cached_and_given_back() {
         .all(|&b| b == 0));
     // SAFETY: as above.
     unsafe { heap.free(z) }.expect("free");
+    // Likewise one that finds its class empty (no block of 20 000 B was freed yet) and refills.
+    let before = heap.stats();
+    let z = heap.calloc(1, 20_000).expect("calloc").as_ptr();
+    let after = heap.stats();
+    assert_eq!(
+        (after.callocs, after.mallocs),
+        (before.callocs + 1, before.mallocs),
+        "a calloc served after a refill"
+    );
+    // SAFETY: as above.
+    unsafe { heap.free(z) }.expect("free");
 
     // A thread's cache goes back when the thread exits: its blocks are freed or wait in the
     // transfer cache, not lost with the thread. (A scoped thread's `join` waits for the thread's
