@@ -239,4 +239,81 @@ mod tests {
         unsafe { r.release(&mut sim) };
         assert_eq!(sim.mappings(), 0);
     }
+
+    #[test]
+    fn is_empty_follows_len() {
+        let mut sim = Sim::new(1 << 16);
+        let mut r = AddrMap::new();
+        let mut d = 0;
+        assert!(r.is_empty());
+        assert!(r.reserve_one(&mut sim, &mut d));
+        assert!(r.is_empty(), "a reserved table holds no entry yet");
+        r.insert_unchecked(4096 + 16, 7);
+        assert!(!r.is_empty());
+        assert_eq!(r.remove(4096 + 16), Some(7));
+        assert!(r.is_empty());
+        // SAFETY: the table came from `sim`.
+        unsafe { r.release(&mut sim) };
+    }
+
+    /// The first table is one page (the least a source maps) and each growth doubles it, so a
+    /// heap with one large chunk pays one page for its registry.
+    #[test]
+    fn tables_start_at_one_page_and_double() {
+        let mut sim = Sim::new(1 << 16);
+        let mut r = AddrMap::new();
+        let mut d = 0;
+        assert!(r.reserve_one(&mut sim, &mut d));
+        assert_eq!(d, PAGE as isize, "first table");
+        let mut bytes = PAGE;
+        let mut next = 1;
+        for _ in 0..3 {
+            d = 0;
+            while d == 0 {
+                r.insert_unchecked(next * PAGE + 16, next);
+                next += 1;
+                assert!(r.reserve_one(&mut sim, &mut d));
+            }
+            // The table grows when the next entry would pass half full: cap / 2 entries.
+            assert_eq!(r.len(), bytes / 16 / 2, "entries before growth");
+            assert_eq!(d, bytes as isize, "growth from {bytes} bytes");
+            bytes *= 2;
+        }
+        // SAFETY: the table came from `sim`.
+        unsafe { r.release(&mut sim) };
+        assert_eq!(sim.mappings(), 0);
+    }
+
+    /// The longest distance from an entry's home slot to where it sits.
+    fn longest_probe(r: &AddrMap) -> usize {
+        (0..r.cap)
+            .filter(|&i| r.slot(i) != EMPTY)
+            .map(|i| i.wrapping_sub(r.home(r.slot(i))) & (r.cap - 1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Large-chunk payloads (a page-aligned mapping plus its 16-byte header) spread over the table
+    /// whatever their spacing: lookups stay a few probes long, not a scan of the table.
+    #[test]
+    fn home_spreads_chunk_addresses() {
+        let base = 0x7f3a_1c40_0000usize;
+        for stride in [PAGE, 3 * PAGE, 16 * PAGE, 1 << 20, (1 << 21) + PAGE] {
+            let mut sim = Sim::new(1 << 16);
+            let mut r = AddrMap::new();
+            let mut d = 0;
+            for i in 0..120 {
+                assert!(r.reserve_one(&mut sim, &mut d));
+                r.insert_unchecked(base + i * stride + 16, i);
+            }
+            let longest = longest_probe(&r);
+            assert!(
+                longest <= 12,
+                "stride {stride:#x}: longest probe {longest} of {} entries",
+                r.len()
+            );
+            // SAFETY: the table came from `sim`.
+            unsafe { r.release(&mut sim) };
+        }
+    }
 }

@@ -1236,3 +1236,129 @@ impl<S: Source> Drop for Heap<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Region, Sim};
+    use core::ptr::NonNull;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What a [`Ledger`] saw: the mappings live now, and the unmaps that matched no mapping.
+    #[derive(Default)]
+    struct Books {
+        live: Vec<(usize, usize)>,
+        strays: Vec<(usize, usize)>,
+    }
+
+    /// A [`Sim`] that keeps books of its mappings where the test can read them after the heap
+    /// that owns the source is gone.
+    struct Ledger {
+        sim: Sim,
+        books: Rc<RefCell<Books>>,
+    }
+
+    // SAFETY: every call goes to the Sim, which keeps the promises.
+    unsafe impl Source for Ledger {
+        fn grow(&mut self, len: usize) -> Option<Region> {
+            self.sim.grow(len)
+        }
+
+        fn break_is_at(&self, end: usize) -> bool {
+            self.sim.break_is_at(end)
+        }
+
+        unsafe fn shrink(&mut self, end: *mut u8, len: usize) -> bool {
+            // SAFETY: forwarded contract.
+            unsafe { self.sim.shrink(end, len) }
+        }
+
+        fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
+            let p = self.sim.map(len)?;
+            self.books
+                .borrow_mut()
+                .live
+                .push((p.as_ptr() as usize, len));
+            Some(p)
+        }
+
+        unsafe fn unmap(&mut self, ptr: *mut u8, len: usize) {
+            let mut books = self.books.borrow_mut();
+            match books.live.iter().position(|&m| m == (ptr as usize, len)) {
+                Some(i) => {
+                    books.live.swap_remove(i);
+                }
+                None => books.strays.push((ptr as usize, len)),
+            }
+            // SAFETY: forwarded contract.
+            unsafe { self.sim.unmap(ptr, len) }
+        }
+
+        unsafe fn remap(&mut self, ptr: *mut u8, old: usize, new: usize) -> Option<NonNull<u8>> {
+            let p = self.map(new)?;
+            // SAFETY: both are live mappings of at least min(old, new) bytes, distinct; the old
+            // one is given back whole (forwarded contract).
+            unsafe {
+                p.as_ptr().copy_from_nonoverlapping(ptr, old.min(new));
+                self.unmap(ptr, old);
+            }
+            Some(p)
+        }
+    }
+
+    /// Dropping a heap gives back every mapping it made, each whole: its large chunks, the
+    /// registry's table and the segments it mapped when the break could not grow.
+    #[test]
+    fn drop_unmaps_chunks_table_and_mapped_segments_whole() {
+        let books = Rc::new(RefCell::new(Books::default()));
+        let source = Ledger {
+            sim: Sim::new(256 << 10),
+            books: Rc::clone(&books),
+        };
+        let mut h = Heap::new(source);
+        // More than the 256 KiB break holds, in blocks below the mmap threshold: mapped segments.
+        for _ in 0..40 {
+            h.malloc(10_000).unwrap();
+        }
+        h.malloc(1 << 20).unwrap();
+        let s = h.stats();
+        assert!(
+            s.brk_fallbacks > 0 && s.segments > 1 && s.mapped_chunks == 1,
+            "{s:?}"
+        );
+        assert!(books.borrow().live.len() >= 3);
+        drop(h);
+        let books = books.borrow();
+        assert_eq!(books.strays, [], "unmaps of no mapping");
+        assert_eq!(books.live, [], "mappings left behind");
+    }
+
+    /// A header that passes its check but whose size runs past the end of its segment (a forged
+    /// tag) makes `free` report a corrupt tag at that block, before anything reads past the
+    /// segment for the block's neighbour.
+    #[test]
+    fn free_reports_a_block_that_runs_past_its_segment() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let p = h.malloc(2000).unwrap().as_ptr();
+        let guard = h.malloc(2000).unwrap().as_ptr();
+        let b = block::of_payload(p);
+        // SAFETY: b is the header of the live block p.
+        let t = unsafe { header(b) }.unwrap();
+        // SAFETY: the heap has one segment, a live record, holding p.
+        let end = unsafe { (*h.segments).end };
+        assert!((b as usize) < end);
+        let long = Tag::new((end - b as usize + 15) & !15, USED).with(PREV_USED, t.has(PREV_USED));
+        // SAFETY: b is p's header, in the heap's memory; it is restored below.
+        unsafe { set_header(b, long) };
+        // SAFETY: p is in the heap's memory; the forged header is the point.
+        assert_eq!(unsafe { h.free(p) }, Err(corrupt(Call::Free, b)));
+        // SAFETY: as above.
+        unsafe { set_header(b, t) };
+        assert_eq!(h.check(), Ok(()));
+        for q in [p, guard] {
+            // SAFETY: live blocks of this heap, freed once.
+            unsafe { h.free(q) }.unwrap();
+        }
+    }
+}

@@ -152,7 +152,8 @@ impl Lock {
 
 #[cfg(test)]
 mod tests {
-    use super::Lock;
+    use super::{Lock, WAITING};
+    use core::sync::atomic::Ordering;
     use std::sync::Arc;
 
     #[test]
@@ -194,5 +195,29 @@ mod tests {
         assert!(!seen, "another thread does not hold it");
         l.unlock();
         assert!(!l.held_by_me());
+    }
+
+    /// A thread that finds the lock held marks the word as waited on (and then sleeps on the
+    /// futex, to be woken by the unlock) instead of spinning until the lock is free.
+    #[test]
+    fn a_waiter_marks_the_word_and_is_woken() {
+        let l = Arc::new(Lock::new());
+        l.lock();
+        let other = l.clone();
+        let waiter = std::thread::spawn(move || {
+            other.lock();
+            other.unlock();
+        });
+        let start = std::time::Instant::now();
+        while l.word.load(Ordering::Relaxed) & WAITING == 0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "the waiting bit was never set"
+            );
+            std::thread::yield_now();
+        }
+        l.unlock();
+        waiter.join().unwrap();
+        assert_eq!(l.word.load(Ordering::Relaxed), 0);
     }
 }

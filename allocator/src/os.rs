@@ -181,4 +181,23 @@ mod tests {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         assert_eq!(page as usize, super::PAGE);
     }
+
+    #[test]
+    fn write_fd_writes_all_the_bytes() {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let text = b"tagalloc: stats\nmallocs 3\n";
+        super::write_fd(fds[1], text);
+        super::write_fd(fds[1], b"");
+        let mut buf = [0u8; 64];
+        // SAFETY: the write end is ours, closed once; buf has room for its length.
+        let n = unsafe {
+            libc::close(fds[1]);
+            libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len())
+        };
+        // SAFETY: the read end is ours, closed once.
+        unsafe { libc::close(fds[0]) };
+        assert_eq!(&buf[..n as usize], text);
+    }
 }

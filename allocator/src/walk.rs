@@ -503,7 +503,9 @@ impl<S: Source> Heap<S> {
 #[cfg(test)]
 mod tests {
     use super::Near;
+    use crate::block::{header, set_header};
     use crate::source::Sim;
+    use crate::tag::{Tag, FENCE, PREV_USED, USED};
     use crate::Heap;
 
     #[test]
@@ -537,5 +539,45 @@ mod tests {
         }];
         assert_eq!(h.check_near(&far), Ok(()));
         assert!(h.check().is_err());
+    }
+
+    /// An epilogue whose tag passes its check but is not a fencepost (allocated, size 0) is
+    /// invariant 2 broken, whichever part of it is wrong: for the whole walk, and for the local
+    /// check of a block far below it, whose walk stops at the next allocated block and then looks
+    /// at the segment's top.
+    #[test]
+    fn the_walker_reports_an_epilogue_that_is_not_a_fencepost() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let p = h.malloc(100).unwrap().as_ptr();
+        let q = h.malloc(100).unwrap().as_ptr();
+        let near = [Near {
+            addr: p as usize,
+            from: None,
+            live: true,
+        }];
+        assert_eq!(h.check_near(&near), Ok(()));
+        // SAFETY: the heap has one segment, a live record; its epilogue is its last word.
+        let epi = unsafe { (*h.segments).end - 8 } as *mut u8;
+        // SAFETY: as above.
+        let t = unsafe { header(epi) }.unwrap();
+        assert!(t.has(FENCE) && t.has(USED) && t.size() == 0);
+        for bad in [
+            t.with(USED, false),
+            Tag::new(16, 0).with(FENCE, true).with(USED, true),
+        ] {
+            let bad = bad.with(PREV_USED, t.has(PREV_USED));
+            // SAFETY: the epilogue word is the heap's own memory; restored below.
+            unsafe { set_header(epi, bad) };
+            for e in [h.check_near(&near).unwrap_err(), h.check().unwrap_err()] {
+                assert_eq!((e.invariant, e.addr), (2, epi as usize), "{bad:?}: {e}");
+            }
+        }
+        // SAFETY: as above.
+        unsafe { set_header(epi, t) };
+        assert_eq!(h.check(), Ok(()));
+        for r in [p, q] {
+            // SAFETY: live blocks, freed once.
+            unsafe { h.free(r) }.unwrap();
+        }
     }
 }

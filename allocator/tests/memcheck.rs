@@ -2,8 +2,9 @@
 //! built with the `valgrind` feature, leaks a block and reads a freed one; under
 //! `valgrind --tool=memcheck --leak-check=full` both must be reported, at the lines that did them,
 //! and nothing else (tagalloc's own reads and writes of its metadata, in memory the program may not
-//! touch, must not be). Without valgrind installed the test says it skipped; with `CI=true` a
-//! missing valgrind fails it.
+//! touch, must not be, nor the program's reads of what large chunks kept when `mremap` moved
+//! them). Without valgrind installed the test says it skipped; with `CI=true` a missing valgrind
+//! fails it.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,6 +38,17 @@ fn memcheck_reports_the_leak_and_the_use_after_free() {
         .unwrap();
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the program failed:\n{report}");
+    // The large chunks grown by `mremap` must have moved at least once, or the bytes a moved
+    // chunk kept (which tagalloc marks defined) were not put to the test.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let moved = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("large chunks: ")?.split(", ").nth(1))
+        .and_then(|m| m.strip_suffix(" moved")?.parse::<usize>().ok());
+    assert!(
+        moved.is_some_and(|n| n > 0),
+        "no large chunk moved:\n{stdout}"
+    );
     let has = |s: &str| report.contains(s);
     assert!(
         has("Invalid read of size 8") && has("0 bytes inside a block of size 8 free'd"),

@@ -132,3 +132,26 @@ unsafe impl Source for Reserved {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The break is where the last growth or shrink left it and nowhere else; before the first
+    /// growth there is no break to be at, not even address 0.
+    #[test]
+    fn the_break_is_at_its_end_only() {
+        let mut r = Reserved::with_capacity(1 << 20);
+        assert!(!r.break_is_at(0));
+        let a = r.grow(100).unwrap();
+        let end = a.start.as_ptr() as usize + a.len;
+        assert!(r.break_is_at(end));
+        assert!(!r.break_is_at(end - PAGE) && !r.break_is_at(end + PAGE));
+        // SAFETY: the page below the break is this source's and unused.
+        let shrunk_below = unsafe { r.shrink((end - PAGE) as *mut u8, PAGE) };
+        assert!(!shrunk_below, "a shrink must start at the break");
+        // SAFETY: as above.
+        assert!(unsafe { r.shrink(end as *mut u8, PAGE) });
+        assert!(r.break_is_at(end - PAGE));
+    }
+}

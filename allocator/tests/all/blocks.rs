@@ -106,6 +106,53 @@ fn mmap_threshold_either_side() {
     f(&mut h, below);
 }
 
+/// A large chunk maps its payload and its 16 bytes of lead word and header, rounded up to whole
+/// pages, and hands all of it out: an ordinary malloc pays no alignment slack.
+#[test]
+fn a_large_chunk_maps_its_payload_and_header_in_whole_pages() {
+    let mut h = small_heap();
+    // The first chunk also maps the registry's table.
+    let first = m(&mut h, 100 << 10);
+    for n in [(128 << 10) - 16, (128 << 10) - 15, 128 << 10, 200_000] {
+        let before = h.stats().mmap_bytes;
+        let p = m(&mut h, n);
+        let mapped = h.stats().mmap_bytes - before;
+        assert_eq!(mapped, (n + 16).div_ceil(4096) * 4096, "{n}");
+        assert_eq!(usable(&h, p), mapped - 16, "{n}");
+        f(&mut h, p);
+    }
+    f(&mut h, first);
+}
+
+/// A block that must move to grow gets a quarter more room than asked (below the mmap threshold),
+/// so a buffer grown a little at a time moves O(log n) times; a move that shrinks gets what it
+/// asks for.
+#[test]
+fn a_growing_move_gets_a_quarter_more_room_a_shrinking_one_does_not() {
+    let mut h = coalescing_heap();
+    let a = m(&mut h, 1000);
+    let guard = m(&mut h, 16); // a cannot grow in place
+                               // SAFETY: a is live.
+    let b = unsafe { h.realloc(a, 4000) }.unwrap().unwrap().as_ptr();
+    assert_ne!(b, a, "moved");
+    assert!(usable(&h, b) >= 5000, "grown to {}", usable(&h, b));
+    // A large chunk reallocated below the threshold moves into a segment: shrinking.
+    let c = m(&mut h, 200_000);
+    assert_eq!(h.stats().mapped_chunks, 1);
+    // SAFETY: c is live.
+    let d = unsafe { h.realloc(c, 50_000) }.unwrap().unwrap().as_ptr();
+    assert_eq!(h.stats().mapped_chunks, 0, "moved into a segment");
+    assert!(
+        usable(&h, d) < 50_000 + 50_000 / 4,
+        "shrunk to {}",
+        usable(&h, d)
+    );
+    walk(&h);
+    for p in [b, guard, d] {
+        f(&mut h, p);
+    }
+}
+
 #[test]
 fn realloc_of_a_large_chunk_remaps_and_keeps_data() {
     let mut h = small_heap();
@@ -118,6 +165,10 @@ fn realloc_of_a_large_chunk_remaps_and_keeps_data() {
         .unwrap()
         .as_ptr();
     walk(&h);
+    // A growing remap takes a quarter more room than the new size's pages, as `move_to` does.
+    let pages = |n: usize| n.div_ceil(4096) * 4096;
+    let asked = pages((300 << 10) + 16);
+    assert_eq!(usable(&h, q), pages(asked + asked / 4) - 16);
     // SAFETY: q has at least 100 KiB.
     assert!(unsafe { std::slice::from_raw_parts(q, 100 << 10) }
         .iter()
@@ -263,6 +314,13 @@ fn statistics_count_calls_and_bytes() {
     let s = h.stats();
     assert_eq!((s.mallocs, s.callocs, s.reallocs), (1, 1, 1));
     assert_eq!(s.live_blocks, 2);
+    // A refused call of the aligned family counts as a call and as a failure.
+    assert_eq!(
+        h.posix_memalign(24, 10),
+        Err(tagalloc::Error::InvalidArgument)
+    );
+    let s = h.stats();
+    assert_eq!((s.memaligns, s.failures), (1, 1));
     assert!(s.brk_bytes > 0 && s.mmap_bytes == 0);
     f(&mut h, a);
     f(&mut h, b);
