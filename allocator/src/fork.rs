@@ -224,3 +224,41 @@ pub(crate) fn register_atfork() {
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     }
 }
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+
+    /// A thread that forks while it holds only the transfer cache's lock (say, from a signal
+    /// handler inside a transfer) is a holder's `fork`: `prepare` announces it and takes the heap
+    /// lock, and `parent` must see it as one, give the heap lock back and withdraw the
+    /// announcement, or every later `fork` of the process would wait for it for ever.
+    #[test]
+    fn a_fork_by_the_transfer_cache_holder_is_withdrawn_in_the_parent() {
+        // The handlers do nothing in a single-threaded process; glibc marks it multi-threaded
+        // for good once a thread is created.
+        std::thread::spawn(|| {}).join().unwrap();
+        assert!(!single_threaded());
+        CENTRAL_LOCK.lock();
+        prepare();
+        assert_eq!(
+            HOLDER_FORKS.load(Ordering::Acquire),
+            1,
+            "prepare announced the holder"
+        );
+        assert!(LOCK.held_by_me(), "prepare took the heap lock");
+        parent();
+        let left = HOLDER_FORKS.load(Ordering::Acquire);
+        let heap_held = LOCK.held_by_me();
+        let central_held = CENTRAL_LOCK.held_by_me();
+        if heap_held {
+            HEAP_BY_FORK.store(false, Ordering::Relaxed);
+            LOCK.unlock();
+        }
+        CENTRAL_LOCK.unlock();
+        HOLDER_FORKS.store(0, Ordering::Release);
+        assert_eq!(left, 0, "parent withdrew the holder's announcement");
+        assert!(!heap_held, "parent gave the heap lock back");
+        assert!(central_held, "the interrupted transfer keeps its lock");
+    }
+}
