@@ -77,11 +77,11 @@ pub struct LockedHeap<S: Source> {
     heap: UnsafeCell<Heap<S>>,
     /// Blocks in transit between thread caches; under `CENTRAL_LOCK`.
     central: UnsafeCell<Central>,
-    /// `[lo, hi)`: the heap's break range, published after every locked call for the lock-free
-    /// `free` path.
-    lo: AtomicUsize,
+    /// The end of the heap's break range `[lo, hi)`, published after every locked call for the
+    /// lock-free `free` path (the bound of a block's next header).
     hi: AtomicUsize,
-    /// The same range as the caches check links against ([`cache::Range`]), published with it.
+    /// The same range as the lock-free paths test payloads and links against
+    /// ([`cache::Range`]), published with `hi`.
     first: AtomicUsize,
     slots: AtomicUsize,
     cached: bool,
@@ -152,7 +152,6 @@ impl<S: Source + Send> LockedHeap<S> {
         LockedHeap {
             heap: UnsafeCell::new(Heap::with_config(source, config)),
             central: UnsafeCell::new(Central::new()),
-            lo: AtomicUsize::new(0),
             hi: AtomicUsize::new(0),
             first: AtomicUsize::new(0),
             slots: AtomicUsize::new(0),
@@ -172,10 +171,11 @@ impl<S: Source + Send> LockedHeap<S> {
         let r = f(h);
         // Stored only when they change: every lock-free `free` of every thread reads them.
         let (lo, hi) = h.break_range();
-        if self.lo.load(Ordering::Relaxed) != lo || self.hi.load(Ordering::Relaxed) != hi {
-            self.lo.store(lo, Ordering::Relaxed);
+        let range = cache::Range::of(lo, hi);
+        if self.hi.load(Ordering::Relaxed) != hi
+            || self.first.load(Ordering::Relaxed) != range.first
+        {
             self.hi.store(hi, Ordering::Relaxed);
-            let range = cache::Range::of(lo, hi);
             self.first.store(range.first, Ordering::Relaxed);
             self.slots.store(range.slots, Ordering::Relaxed);
         }
