@@ -422,17 +422,17 @@ impl<S: Source + Send> LockedHeap<S> {
             }
         }
         self.with(|h| {
-            let first = h.alloc(usable)?;
-            for _ in 1..batch {
-                let Ok(p) = h.alloc(usable) else { break };
+            let mut first: *mut u8 = ptr::null_mut();
+            h.alloc_many(usable, batch, |h, p| {
+                if first.is_null() {
+                    first = p;
                 // SAFETY: p is a fresh block of this class, owned by this thread from now on.
-                if !unsafe { c.push(class, p) } {
+                } else if !unsafe { c.push(class, p) } {
                     // SAFETY: p was just allocated from this heap.
                     let _ = unsafe { h.free_uncounted(p) };
-                    break;
                 }
-            }
-            // SAFETY: alloc never returns null.
+            })?;
+            // SAFETY: alloc_many handed out at least one block, and never a null one.
             Ok(unsafe { NonNull::new_unchecked(first) })
         })
     }

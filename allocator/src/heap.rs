@@ -309,6 +309,67 @@ impl<S: Source> Heap<S> {
         Ok(payload(b))
     }
 
+    /// Allocates up to `count` blocks for `n`-byte requests, as a thread cache's refill wants them,
+    /// and hands each payload to `each`; returns how many, or the error when not even one could be
+    /// had. Below the mmap threshold, each free block found is carved into as many of the blocks as
+    /// it holds, one after another (one search, one unlink and one split per free block, not per
+    /// block); the blocks are the same allocated blocks `alloc` makes, the last one taking a sliver
+    /// too small to split off, as `place` does. `each` runs once the whole run is carved, so it may
+    /// free what it is given.
+    pub(crate) fn alloc_many(
+        &mut self,
+        n: usize,
+        count: usize,
+        mut each: impl FnMut(&mut Self, *mut u8),
+    ) -> Result<usize, Error> {
+        if n >= self.config.mmap_threshold {
+            for got in 0..count {
+                match self.alloc(n) {
+                    Ok(p) => each(self, p),
+                    Err(e) if got == 0 => return Err(e),
+                    Err(_) => return Ok(got),
+                }
+            }
+            return Ok(count);
+        }
+        let need = block_size(n).ok_or(Error::OutOfMemory)?;
+        let mut got = 0;
+        while got < count {
+            let b = match self.take(need) {
+                Ok(b) => b,
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            };
+            // SAFETY: `take` returned an unlinked free block of at least `need` bytes; the `k - 1`
+            // blocks carved at its start and the rest, at least `need` bytes, all lie inside it.
+            let k = unsafe {
+                let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
+                let s = t.size();
+                let k = (s / need).min(count - got);
+                let mut pu = t.has(PREV_USED) as u64 * PREV_USED;
+                let mut cur = b;
+                for _ in 1..k {
+                    set_header(cur, Tag::new(need, USED | pu));
+                    pu = PREV_USED;
+                    cur = cur.add(need);
+                }
+                if k > 1 {
+                    self.stats.add_live_many(k - 1, (k - 1) * (need - 8));
+                    set_header(cur, Tag::new(s - (k - 1) * need, PREV_USED));
+                }
+                self.place(cur, need)?;
+                self.touch(b, (k - 1) * need);
+                k
+            };
+            for i in 0..k {
+                // SAFETY: block i of the run starts `i * need` bytes into it.
+                each(self, payload(unsafe { b.add(i * need) }));
+            }
+            got += k;
+        }
+        Ok(got)
+    }
+
     /// Allocates `n` bytes aligned to `align` (a power of two above 16). Returns the payload.
     pub(crate) fn alloc_aligned(&mut self, align: usize, n: usize) -> Result<*mut u8, Error> {
         let align = if broken!(MemalignHalfAlign) && align >= 4096 {
@@ -1360,5 +1421,65 @@ mod tests {
             // SAFETY: live blocks of this heap, freed once.
             unsafe { h.free(q) }.unwrap();
         }
+    }
+
+    /// A refill's blocks are carved from each free block found, as many as it holds: a free block
+    /// of three blocks and a 16-byte sliver gives three adjacent blocks, the last taking the
+    /// sliver; the rest come from the top. Every block is a valid allocated block, counted live,
+    /// and each may be freed as soon as it is handed out.
+    #[test]
+    fn alloc_many_carves_runs_from_the_free_blocks_it_finds() {
+        let mut h = Heap::with_config(
+            Sim::new(1 << 20),
+            Config {
+                fast_lists: false,
+                ..Config::default()
+            },
+        );
+        let need = block_size(1000).unwrap();
+        let hole = h.malloc(3 * need + 16 - 8).unwrap().as_ptr();
+        let guard = h.malloc(100).unwrap().as_ptr();
+        // SAFETY: hole is a live block of this heap.
+        unsafe { h.free(hole) }.unwrap();
+        let live = h.stats().live_blocks;
+        let mut got = Vec::new();
+        assert_eq!(h.alloc_many(1000, 5, |_, p| got.push(p as usize)), Ok(5));
+        let hole = hole as usize;
+        assert_eq!(&got[..3], &[hole, hole + need, hole + 2 * need]);
+        let sizes: Vec<usize> = got
+            .iter()
+            .map(|&p| {
+                // SAFETY: each is a live block's payload.
+                unsafe { header(block::of_payload(p as *mut u8)) }
+                    .unwrap()
+                    .size()
+            })
+            .collect();
+        assert_eq!(sizes, [need, need, need + 16, need, need]);
+        assert!(
+            got[3] > guard as usize && got[4] == got[3] + need,
+            "{got:x?}"
+        );
+        assert_eq!(h.stats().live_blocks, live + 5);
+        assert_eq!(h.check(), Ok(()));
+        for &p in &got {
+            // SAFETY: p is a live block of this heap, freed once.
+            unsafe { h.free(p as *mut u8) }.unwrap();
+        }
+        assert_eq!(h.check(), Ok(()));
+        // Freed as they come, in the middle of the runs they were carved from.
+        let mut n = 0;
+        assert_eq!(
+            h.alloc_many(1000, 7, |h, p| {
+                n += 1;
+                if n % 2 == 0 {
+                    // SAFETY: p was just handed out by this heap.
+                    unsafe { h.free(p) }.unwrap();
+                }
+            }),
+            Ok(7)
+        );
+        assert_eq!(h.check(), Ok(()));
+        assert_eq!(h.stats().live_blocks, live + 4);
     }
 }
