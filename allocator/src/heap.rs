@@ -1081,8 +1081,16 @@ impl<S: Source> Heap<S> {
         // SAFETY: both payloads are live, distinct, and at least this long.
         unsafe { ptr::copy_nonoverlapping(p, q, old_usable.min(n)) };
         // The allocation may have changed the old block's neighbours (and so its PREV_USED bit):
-        // find it afresh.
-        let found = self.locate(p, Call::Realloc)?;
+        // read its header afresh. It is still the block `locate` found, allocated: nothing but
+        // that bit changes in an allocated block's header while another block is allocated.
+        let found = match found {
+            // SAFETY: b is the header of the allocated block `locate` found, inside its segment.
+            Found::Block(b, _) => match unsafe { header(b) } {
+                Some(t) if t.has(USED) => Found::Block(b, t),
+                _ => return Err(corrupt(Call::Realloc, b)),
+            },
+            chunk => chunk,
+        };
         self.give_back(p, found, Call::Realloc)?;
         Ok(q)
     }
