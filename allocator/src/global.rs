@@ -236,6 +236,13 @@ impl<S: Source + Send> LockedHeap<S> {
         self.check_caches()
     }
 
+    /// As [`LockedHeap::check`], with the walk of [`Heap::check_checkpoint`] (fresh memory
+    /// compared in part).
+    pub fn check_checkpoint(&self) -> Result<(), Corruption> {
+        self.with(|h| h.check_checkpoint())?;
+        self.check_caches()
+    }
+
     /// The heap walker's local check around `near` ([`Heap::check_near`]), then the calling
     /// thread's cache and the transfer cache (invariant 10).
     pub fn check_near(&self, near: &[Near]) -> Result<(), Corruption> {

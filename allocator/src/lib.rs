@@ -57,7 +57,7 @@ pub use global::{LockedHeap, TagAlloc};
 pub use heap::{Config, Heap};
 pub use lock::Lock;
 pub use stats::{LineWriter, Stats};
-pub use walk::{Corruption, Near, INVARIANTS};
+pub use walk::{Corruption, Near, CHECKPOINT_FRESH, INVARIANTS};
 
 /// Block geometry, for tools that reason about tagalloc's layout (the fuzz suite's misuse traces).
 pub mod layout {

@@ -192,6 +192,46 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
     }
 
     /// Every live worker's number.
+    /// The whole walk of the shared heap (with `whole`, all of its fresh memory; else as a
+    /// checkpoint, [`LockedHeap::check_checkpoint`]), then every live thread's caches; the
+    /// cached blocks found are kept for [`Backend::cached`].
+    fn check_all(&mut self, whole: bool) -> Result<(), String> {
+        if self.workers.is_none() {
+            let r = if whole {
+                self.heap.check()
+            } else {
+                self.heap.check_checkpoint()
+            };
+            return r.map_err(|c| c.to_string());
+        }
+        self.heap
+            .with(|h| {
+                if whole {
+                    h.check()
+                } else {
+                    h.check_checkpoint()
+                }
+            })
+            .map_err(|c| c.to_string())?;
+        let current = self.current;
+        let mut seen = Vec::new();
+        let mut verdict = Ok(());
+        for t in self.live_workers() {
+            self.current = t;
+            match self.on_worker(Job::Inspect) {
+                Some(Done::Inspected(Ok(blocks))) => seen.extend(blocks),
+                Some(Done::Inspected(Err(m))) => {
+                    verdict = Err(format!("thread {t}: {m}"));
+                    break;
+                }
+                _ => unreachable!("an inspection is answered with its findings"),
+            }
+        }
+        self.current = current;
+        self.seen = Some(seen);
+        verdict
+    }
+
     fn live_workers(&self) -> Vec<usize> {
         match &self.workers {
             None => Vec::new(),
@@ -404,27 +444,11 @@ impl<S: TestSource + Send + 'static> Backend for LockedBackend<S> {
     }
 
     fn check(&mut self) -> Result<(), String> {
-        if self.workers.is_none() {
-            return self.heap.check().map_err(|c| c.to_string());
-        }
-        self.heap.with(|h| h.check()).map_err(|c| c.to_string())?;
-        let current = self.current;
-        let mut seen = Vec::new();
-        let mut verdict = Ok(());
-        for t in self.live_workers() {
-            self.current = t;
-            match self.on_worker(Job::Inspect) {
-                Some(Done::Inspected(Ok(blocks))) => seen.extend(blocks),
-                Some(Done::Inspected(Err(m))) => {
-                    verdict = Err(format!("thread {t}: {m}"));
-                    break;
-                }
-                _ => unreachable!("an inspection is answered with its findings"),
-            }
-        }
-        self.current = current;
-        self.seen = Some(seen);
-        verdict
+        self.check_all(true)
+    }
+
+    fn check_checkpoint(&mut self) -> Result<(), String> {
+        self.check_all(false)
     }
 
     /// The local check of the shared heap, and the caches of the current thread only (the one

@@ -246,6 +246,14 @@ pub trait Backend {
         Ok(())
     }
 
+    /// The heap walker as a checkpoint between ops runs it: everything [`Backend::check`]
+    /// checks, but fresh memory past the heap's frontier perhaps only in part (tagalloc's
+    /// [`Heap::check_checkpoint`](tagalloc::Heap::check_checkpoint)). The runner's last walk of
+    /// a trace is always [`Backend::check`].
+    fn check_checkpoint(&mut self) -> Result<(), String> {
+        self.check()
+    }
+
     /// Checks what an op could have broken around `near` (the blocks it returned or freed): the
     /// heap walker's local check, in time that does not grow with the heap. Without one of its
     /// own, the whole [`Backend::check`].
@@ -313,6 +321,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn check(&mut self) -> Result<(), String> {
         (**self).check()
+    }
+    fn check_checkpoint(&mut self) -> Result<(), String> {
+        (**self).check_checkpoint()
     }
     fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
         (**self).check_near(near)

@@ -296,6 +296,13 @@ impl<S: TestSource> Backend for TagallocBackend<S> {
         self.heap.check().map_err(|c| c.to_string())
     }
 
+    fn check_checkpoint(&mut self) -> Result<(), String> {
+        if !self.walk {
+            return Ok(());
+        }
+        self.heap.check_checkpoint().map_err(|c| c.to_string())
+    }
+
     fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
         if !self.walk {
             return Ok(());

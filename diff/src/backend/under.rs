@@ -74,6 +74,9 @@ impl<B: Backend> Backend for Under<B> {
     fn check(&mut self) -> Result<(), String> {
         self.inner.check()
     }
+    fn check_checkpoint(&mut self) -> Result<(), String> {
+        self.inner.check_checkpoint()
+    }
     fn check_near(&mut self, near: &[super::Near]) -> Result<(), String> {
         self.inner.check_near(near)
     }
