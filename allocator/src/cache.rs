@@ -12,7 +12,9 @@
 //! or else blocks from the heap under the heap's lock. When a list is full, half of it goes back:
 //! to the transfer cache when several threads share the caches, to the heap otherwise (a small
 //! class's half onto the heap's fast list, a medium class's freed for real). On thread
-//! exit the cache is given back the same way, through a `pthread` key destructor.
+//! exit the cache is given back the same way, through a `pthread` key destructor; and the
+//! calling thread's whole cache is, under the heap's lock, before the heap would grow for a
+//! large request while much of it is free (`Heap::reclaim`: cached blocks pin free areas).
 //!
 //! The thread's cache is found through `thread_local!`, or, when the library is known to live in
 //! static TLS (preloaded), at a fixed offset from the thread pointer ([`use_static_tls`]).
@@ -346,6 +348,15 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut ThreadCache) -> R) -> R {
         c.reset(epoch);
     }
     f(c)
+}
+
+/// The calling thread's cache, if it was set up in the current epoch (a stale cache holds no
+/// blocks of the owner's). Unlike [`with`] it never sets a cache up, whose
+/// `pthread_setspecific` may allocate, so it may be called under the heap's lock.
+pub(crate) fn current() -> Option<*mut ThreadCache> {
+    let c = cache();
+    // SAFETY: the cache is this thread's own; only its epoch is read.
+    (unsafe { (*c).epoch } == EPOCH.load(Ordering::Relaxed)).then_some(c)
 }
 
 /// The heap's break range `[lo, hi)`, where cached blocks normally lie (see the module docs), in
