@@ -22,17 +22,19 @@ const EXACT_MAX: usize = MIN_BLOCK + 16 * (EXACT - 1); // 1024
 /// The bin that holds free blocks of `size` bytes.
 #[inline]
 pub const fn bin_of(size: usize) -> usize {
-    if size <= EXACT_MAX {
+    let b = if size <= EXACT_MAX {
         (size - MIN_BLOCK) / 16
     } else {
         let log = (usize::BITS - 1 - size.leading_zeros()) as usize; // >= 10
         let sub = (size >> (log - 2)) & 3;
-        let b = 64 + (log - 10) * 4 + sub;
-        if b < NBINS {
-            b
-        } else {
-            NBINS - 1
-        }
+        64 + (log - 10) * 4 + sub
+    };
+    // Both branches are clamped, so that the compiler knows every bin index is in bounds (no
+    // bounds check, no panic path); only the ranged bins ever reach the clamp.
+    if b < NBINS {
+        b
+    } else {
+        NBINS - 1
     }
 }
 

@@ -209,7 +209,7 @@ fn class_and_block(n: usize) -> (usize, usize) {
 /// more) and that class's block.
 #[inline(never)]
 fn medium(block: usize) -> (usize, usize) {
-    let c = medium_class(block.min(MAX_BLOCK));
+    let c = medium_class(block.min(MAX_BLOCK)).min(CLASSES - 1);
     (c, block_of(c))
 }
 
@@ -236,17 +236,30 @@ pub(crate) fn class_of_block(size: usize) -> Option<usize> {
     }
     if size - 16 > 1040 {
         let c = medium_class(size - 16);
-        if block_of(c) == size - 16 {
+        if c < CLASSES && block_of(c) == size - 16 {
             return Some(c);
         }
     }
     None
 }
 
+/// `class`, clamped to the last class: every caller passes a class, so this changes nothing but
+/// lets the compiler drop the bounds checks of the per-class arrays, and with them the panic paths
+/// the preload library must not have (debug builds assert instead).
+#[inline(always)]
+pub(crate) const fn bounded(class: usize) -> usize {
+    debug_assert!(class < CLASSES);
+    if class < CLASSES {
+        class
+    } else {
+        CLASSES - 1
+    }
+}
+
 /// The block size of `class`.
 #[inline(always)]
 pub(crate) const fn block_of(class: usize) -> usize {
-    BLOCKS[class] as usize
+    BLOCKS[bounded(class)] as usize
 }
 
 /// The usable bytes of blocks of `class`.
@@ -470,7 +483,10 @@ pub(crate) fn pop_hot(size: usize, zeroed: bool, range: impl FnOnce() -> Range) 
         let c = unsafe { &mut *cache() };
         let (class, block) = class_and_block(size);
         let range = range();
-        let p = c.heads[class];
+        // `get`, not an index: a class out of bounds is taken as an empty class, not a panic.
+        let Some(&p) = c.heads.get(class) else {
+            return ptr::null_mut();
+        };
         if p.is_null() || c.epoch != EPOCH.load(Ordering::Relaxed) {
             return ptr::null_mut();
         }
@@ -655,6 +671,7 @@ impl ThreadCache {
         range: Range,
         ask_heap: impl FnMut(*mut u8) -> bool,
     ) -> Result<Option<Chain>, *mut u8> {
+        let class = bounded(class);
         detach(
             &mut self.heads[class],
             &mut self.counts[class],
@@ -668,6 +685,7 @@ impl ThreadCache {
     /// thread gave back may be longer than this thread's limit (its class had grown,
     /// [`ThreadCache::trip`]): the limit grows to hold it, within [`max_limit`].
     pub(crate) fn put_chain(&mut self, class: usize, chain: Chain) {
+        let class = bounded(class);
         let len = chain.len;
         if len > self.limits[class] {
             self.limits[class] = len.min(max_limit(class));
@@ -684,6 +702,7 @@ impl ThreadCache {
     /// shape, glibc's bench-malloc-simple) takes the lock less often for each block, while classes
     /// it uses lightly keep their small limits.
     pub(crate) fn trip(&mut self, class: usize) {
+        let class = bounded(class);
         self.trips[class] += 1;
         if self.trips[class] >= TRIPS_TO_GROW {
             self.trips[class] = 0;
@@ -700,7 +719,7 @@ impl ThreadCache {
     /// Blocks a refill takes, and a flush gives back: half the class's limit, at least one.
     #[inline]
     pub(crate) fn batch(&self, class: usize) -> usize {
-        (self.limits[class] as usize / 2).max(1)
+        (self.limits[bounded(class)] as usize / 2).max(1)
     }
 
     fn reset(&mut self, epoch: usize) {
@@ -732,10 +751,10 @@ impl ThreadCache {
         range: Range,
         ask_heap: impl FnMut(*mut u8) -> bool,
     ) -> Result<Option<*mut u8>, *mut u8> {
-        let p = self.heads[class];
-        if p.is_null() {
-            return Ok(None);
-        }
+        let p = match self.heads.get(class) {
+            Some(&p) if !p.is_null() => p,
+            _ => return Ok(None),
+        };
         // SAFETY: p is this thread's head: checked to lie in the heap's memory (module docs).
         if !unsafe { intact(p, class) } {
             return Err(p);
@@ -760,6 +779,7 @@ impl ThreadCache {
     /// `p` must be an allocated block of the owner heap, of `class`, that nothing else uses.
     #[inline]
     pub(crate) unsafe fn push(&mut self, class: usize, p: *mut u8) -> bool {
+        let class = bounded(class);
         if self.counts[class] >= self.limits[class] {
             return false;
         }

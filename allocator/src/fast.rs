@@ -62,7 +62,9 @@ impl FastLists {
 /// The list of blocks of `size` bytes (32 to [`FAST_MAX`], a multiple of 16).
 #[inline(always)]
 fn class(size: usize) -> usize {
-    (size >> 4) - 2
+    // Clamped so that the compiler knows the index is in bounds (no panic path); a block of
+    // another size on the last list would be reported by the walker (invariant 10).
+    ((size >> 4) - 2).min(CLASSES - 1)
 }
 
 #[cold]

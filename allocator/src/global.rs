@@ -67,7 +67,7 @@ pub fn die(e: Error) -> ! {
             msg.len()
         }
     };
-    os::write_stderr(&buf[..n]);
+    os::write_stderr(buf.get(..n).unwrap_or(&buf));
     os::abort()
 }
 
@@ -494,22 +494,29 @@ impl<S: Source + Send> LockedHeap<S> {
         let mapped = |q: *mut u8| h.owns((q as usize).wrapping_sub(8), 32);
         let mut blocks = [ptr::null_mut(); 256];
         let mut n = 0;
+        let mut beyond = None;
         // The blocks are gathered first, then freed: the walk reads the heap (`owns`) while
         // freeing changes it. A chain is at most a class's limit, 256 blocks
-        // ([`cache::max_limit`]).
-        let walked = chain.drain(range, mapped, |p| {
-            if n < blocks.len() {
-                blocks[n] = p;
+        // ([`cache::max_limit`]); a longer one is corrupt, reported at its 257th block.
+        let walked = chain.drain(range, mapped, |p| match blocks.get_mut(n) {
+            Some(slot) => {
+                *slot = p;
                 n += 1;
             }
+            None => {
+                beyond.get_or_insert(p);
+            }
         });
-        for &p in &blocks[..n] {
+        for &p in blocks.iter().take(n) {
             // SAFETY: a cached block is an allocated block of this heap, unmarked by drain.
             if let Err(e) = unsafe { h.free_uncounted(p) } {
                 result = Err(e);
             }
         }
         walked.map_err(|p| corrupted(Call::Free, p))?;
+        if let Some(p) = beyond {
+            return Err(corrupted(Call::Free, p));
+        }
         result
     }
 
@@ -921,6 +928,51 @@ unsafe impl<S: Source + Send> GlobalAlloc for LockedHeap<S> {
                 }
             }
             new
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link;
+    use crate::source::Sim;
+
+    /// A chain longer than any class may hold is corrupt: its first 256 blocks are freed and the
+    /// 257th is reported, instead of the rest being dropped unseen.
+    #[test]
+    fn a_chain_longer_than_a_class_holds_is_reported_at_its_257th_block() {
+        let heap = LockedHeap::with_source(Sim::new(64 << 20));
+        let class = cache::SMALL_CLASSES;
+        let usable = cache::usable_of(class);
+        let range = heap.range();
+        let r = heap.with(|h| {
+            let blocks: Vec<*mut u8> = (0..257).map(|_| h.alloc(usable).unwrap()).collect();
+            for (i, &p) in blocks.iter().enumerate() {
+                let next = blocks.get(i + 1).copied().unwrap_or(ptr::null_mut());
+                // SAFETY: p is a live block of this heap with at least 24 usable bytes.
+                unsafe {
+                    link::store(p, next);
+                    p.add(8).cast::<usize>().write(cache::mark(p));
+                }
+            }
+            let live = h.stats().live_blocks;
+            let chain = cache::Chain {
+                first: blocks[0],
+                last: blocks[256],
+                len: 257,
+            };
+            let r = LockedHeap::free_chain(h, class, chain, range);
+            (r, live - h.stats().live_blocks, blocks[256])
+        });
+        let (r, freed, last) = r;
+        assert_eq!(freed, 256);
+        match r {
+            Err(Error::Misuse(m)) => {
+                assert_eq!(m.kind, MisuseKind::CorruptFree);
+                assert_eq!(m.addr, last as usize);
+            }
+            other => panic!("expected a corruption report, got {other:?}"),
         }
     }
 }

@@ -924,8 +924,9 @@ impl<S: Source> Heap<S> {
                 track::expose(m, payload(h) as usize - m as usize);
                 // SAFETY: the whole mapping was ours and is unused now.
                 unsafe { self.source.unmap(m, len) };
-                self.unmapped[self.unmapped_next] = payload(h) as usize;
-                self.unmapped_next = (self.unmapped_next + 1) % UNMAPPED;
+                let i = self.unmapped_next % UNMAPPED;
+                self.unmapped[i] = payload(h) as usize;
+                self.unmapped_next = (i + 1) % UNMAPPED;
                 let c = &mut self.config;
                 if c.dynamic_threshold && len > c.mmap_threshold && len <= MMAP_THRESHOLD_MAX {
                     c.mmap_threshold = len;
@@ -1283,7 +1284,8 @@ impl<S: Source> Heap<S> {
             let end = unsafe { (*seg).end };
             if a < end {
                 // Invariant 9: past `clean` only the segment's last 16 bytes may be non-zero.
-                zero_to = clean.clamp(a, e);
+                // (max and min, not `clamp`, which has a panic path: a <= e anyway.)
+                zero_to = clean.max(a).min(e);
                 let tail = end - 16;
                 if e > tail {
                     let from = tail.max(zero_to);

@@ -127,8 +127,7 @@ impl Stats {
         w.kv("frees", self.frees as usize);
         w.kv("failures", self.failures as usize);
         w.str("\n");
-        let n = w.len();
-        out(&buf[..n]);
+        out(w.written());
     }
 }
 
@@ -148,6 +147,12 @@ impl<'a> LineWriter<'a> {
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> &[u8] {
+        // `get`, not an index: no bounds-check panic path (`len` never passes the buffer's end).
+        self.buf.get(..self.len).unwrap_or_default()
     }
 
     /// Appends `s`.

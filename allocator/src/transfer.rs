@@ -137,8 +137,10 @@ impl Central {
     /// lone thread gains nothing from it, and blocks waiting here cannot coalesce); gives it
     /// back if not.
     pub(crate) fn put(&mut self, class: usize, chain: Chain) -> Option<Chain> {
-        let n = self.counts[class];
-        if !shared() || n == CENTRAL_BATCHES {
+        let Some(&n) = self.counts.get(class) else {
+            return Some(chain);
+        };
+        if !shared() || n >= CENTRAL_BATCHES {
             return Some(chain);
         }
         let chain = if broken!(CentralPutShort) && chain.len > 1 {
@@ -156,14 +158,12 @@ impl Central {
 
     /// The batch of `class` given back last, if any.
     pub(crate) fn take(&mut self, class: usize) -> Option<Chain> {
-        let n = self.counts[class];
-        if n == 0 {
-            return None;
-        }
+        let n = *self.counts.get(class)?;
+        let chain = *self.chains[class].get(n.checked_sub(1)?)?;
         if !broken!(CentralTakeTwice) {
             self.counts[class] = n - 1;
         }
-        Some(self.chains[class][n - 1])
+        Some(chain)
     }
 }
 

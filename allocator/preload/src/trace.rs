@@ -115,8 +115,7 @@ pub fn start() {
     // SAFETY: getpid has no preconditions.
     w.dec(unsafe { libc::getpid() } as usize);
     w.str("\n");
-    let n = w.len();
-    t.append(&buf[..n]);
+    t.append(w.written());
     // SAFETY: registering plain functions; pthread_atfork may allocate, which is fine here.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     ON.store(true, Ordering::Release);
@@ -133,7 +132,7 @@ unsafe fn expand(v: *const c_char, out: &mut [u8; 4096]) -> (usize, bool) {
     loop {
         // SAFETY: reading up to the NUL (contract).
         let c = unsafe { *v.add(i) } as u8;
-        if c == 0 || n + 24 >= out.len() {
+        if c == 0 || n >= out.len() - 24 {
             break;
         }
         // SAFETY: as above; the next byte exists when this one is not NUL.
@@ -150,6 +149,8 @@ unsafe fn expand(v: *const c_char, out: &mut [u8; 4096]) -> (usize, bool) {
         n += 1;
         i += 1;
     }
+    // `n` is below the end here; `min` lets the compiler see it (no panic path).
+    let n = n.min(out.len() - 1);
     out[n] = 0;
     (n, per_pid)
 }

@@ -132,6 +132,33 @@ if [[ ${#missing[@]} -eq 0 ]]; then
 else
     fail "libtagalloc.so exports the malloc family" "missing ${missing[*]}"
 fi
+
+# No allocation path may panic: a panic allocates its payload and formats, in the middle of
+# malloc.  Every function of tagalloc's own in the library (its C exports and the tagalloc::
+# functions, with what was inlined into them) is disassembled, and a direct call into core's
+# panic entry points (bounds checks, unwrap, assertions, panic_fmt) fails the check.  The
+# abort-on-unwind guards of the extern "C" functions (panic_cannot_unwind, panic_in_cleanup) are
+# allowed: they run only if something unwinds, and nothing is left that panics.
+name="no panic path in tagalloc's own code"
+if command -v objdump >/dev/null; then
+    objdump -d --no-show-raw-insn -C "$so" >"$logs/objdump.txt"
+    awk '
+        /^[0-9a-f]+ <.*>:$/ {
+            fn = substr($0, index($0, "<") + 1); sub(/>:$/, "", fn)
+            ours = fn ~ /^<?tagalloc::/ || fn ~ /^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size)$/
+            next
+        }
+        ours && /(call|jmp)/ && /<core::(panicking|slice::index|str::slice_error|option::(unwrap|expect)_failed|result::unwrap_failed|option::expect)/ && !/panic_cannot_unwind|panic_in_cleanup/ {
+            n = $NF; print fn " -> " n
+        }' "$logs/objdump.txt" | sort -u >"$logs/panic-paths.txt"
+    if [[ ! -s $logs/panic-paths.txt ]]; then
+        ok "$name"
+    else
+        fail "$name" "$(wc -l <"$logs/panic-paths.txt") call sites, e.g. $(head -n 1 "$logs/panic-paths.txt" | cut -c 1-160) (all: $logs/panic-paths.txt)"
+    fi
+else
+    printf 'skip %s: objdump is not installed\n' "$name"
+fi
 preload=LD_PRELOAD=$so
 
 # --- 2. the C programs ------------------------------------------------------
