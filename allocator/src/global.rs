@@ -523,7 +523,7 @@ impl<S: Source + Send> LockedHeap<S> {
     /// As [`with`](Self::with), for a call outside the calling thread's cache that may grow the
     /// heap: should it have to for a large block, that cache is given back to the heap first
     /// (when this heap owns the caches), so the blocks it holds can coalesce with their free
-    /// neighbours ([`Heap::reclaim`]). Not for `realloc`: a buffer grown by steps then lands in
+    /// neighbours ([`Heap::reclaim`]). Not for `realloc` or `reallocarray`: a buffer grown by steps then lands in
     /// the freed holes instead of at the top, where it grows in place, and moves more often (the
     /// realloc bench: +5% instructions, most of them copies).
     #[inline]
@@ -815,8 +815,8 @@ impl<S: Source + Send> LockedHeap<S> {
         size: usize,
     ) -> Result<Option<NonNull<u8>>, Error> {
         self.not_cached(p, Call::Realloc)?;
-        // SAFETY: forwarded contract.
-        self.with_reclaim(|h| unsafe { h.reallocarray(p, count, size) })
+        // SAFETY: forwarded contract. `with`, not `with_reclaim`: as `realloc` (see there).
+        self.with(|h| unsafe { h.reallocarray(p, count, size) })
     }
 
     /// `malloc_usable_size`.

@@ -1,6 +1,6 @@
 //! Deadly signals in a fuzz target, turned into the same report an oracle failure gives.
 //!
-//! An oracle failure or a panic inside a fuzz target becomes a [`Report`] in the process (see
+//! An oracle failure or a panic inside a fuzz target becomes a [`Report`](crate::report::Report) in the process (see
 //! [`crate::runner::guarded`]). A `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE` or `SIGABRT` cannot: the
 //! process that took it is beyond saving. So [`install`] puts a handler in front of libFuzzer's
 //! (and AddressSanitizer's). On a deadly signal during a run, it writes the input being run to a

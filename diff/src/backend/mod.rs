@@ -248,7 +248,7 @@ pub trait Backend {
 
     /// The heap walker as a checkpoint between ops runs it: everything [`Backend::check`]
     /// checks, but fresh memory past the heap's frontier perhaps only in part (tagalloc's
-    /// [`Heap::check_checkpoint`](tagalloc::Heap::check_checkpoint)). The runner's last walk of
+    /// [`Heap::check_checkpoint`](::tagalloc::Heap::check_checkpoint)). The runner's last walk of
     /// a trace is always [`Backend::check`].
     fn check_checkpoint(&mut self) -> Result<(), String> {
         self.check()

@@ -3,7 +3,7 @@
 //! Per op: work out what the call must do ([`rules`]), make the call, and judge the reply; check the
 //! content of any block about to be handed back to the allocator, and of the neighbours of any
 //! block the allocator just touched; then run the heap walker as the checking schedule says
-//! ([`check`]: locally around what the op touched, the whole heap at checkpoints). At the end of
+//! (`check`: locally around what the op touched, the whole heap at checkpoints). At the end of
 //! the trace, check every live block and walk the whole heap, free them all, and walk it again.
 //!
 //! Pointers are written through only after the shadow accepted them (aligned, not overlapping a
