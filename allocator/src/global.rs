@@ -523,9 +523,9 @@ impl<S: Source + Send> LockedHeap<S> {
     /// As [`with`](Self::with), for a call outside the calling thread's cache that may grow the
     /// heap: should it have to for a large block, that cache is given back to the heap first
     /// (when this heap owns the caches), so the blocks it holds can coalesce with their free
-    /// neighbours ([`Heap::reclaim`]). Not for `realloc` or `reallocarray`: a buffer grown by steps then lands in
-    /// the freed holes instead of at the top, where it grows in place, and moves more often (the
-    /// realloc bench: +5% instructions, most of them copies).
+    /// neighbours ([`Heap::reclaim`]). Not for `realloc` or `reallocarray`: a buffer grown by
+    /// steps then lands in the freed holes instead of at the top, where it grows in place, and
+    /// moves more often (the realloc bench: +5% instructions, most of them copies).
     #[inline]
     fn with_reclaim<R>(&self, f: impl FnOnce(&mut Heap<S>) -> R) -> R {
         let owner = self.cached && cache::claimed(self as *const Self as usize);
