@@ -1489,6 +1489,34 @@ mod tests {
     /// of three blocks and a 16-byte sliver gives three adjacent blocks, the last taking the
     /// sliver; the rest come from the top. Every block is a valid allocated block, counted live,
     /// and each may be freed as soon as it is handed out.
+    /// Best fit inside a bin: a larger block at the bin's head does not stop the search, an exact
+    /// fit behind it is what `malloc` gets (only an exact size ends the search early).
+    #[test]
+    fn find_takes_the_exact_fit_behind_a_larger_block_of_its_bin() {
+        let mut h = Heap::with_config(
+            Sim::new(1 << 20),
+            Config {
+                fast_lists: false,
+                ..Config::default()
+            },
+        );
+        // Blocks of 2048 and 2064 bytes: one ranged bin, kept apart by live guards.
+        let exact = h.malloc(2040).unwrap().as_ptr();
+        let _guard = h.malloc(100).unwrap();
+        let larger = h.malloc(2056).unwrap().as_ptr();
+        let _guard = h.malloc(100).unwrap();
+        assert_eq!(binning::bin_of(2048), binning::bin_of(2064));
+        // SAFETY: both are live blocks of this heap; the larger one is freed last, so it heads
+        // the bin.
+        unsafe {
+            h.free(exact).unwrap();
+            h.free(larger).unwrap();
+        }
+        assert_eq!(h.malloc(2040).unwrap().as_ptr(), exact);
+        assert_eq!(h.malloc(2056).unwrap().as_ptr(), larger);
+        h.check().unwrap();
+    }
+
     #[test]
     fn alloc_many_carves_runs_from_the_free_blocks_it_finds() {
         let mut h = Heap::with_config(

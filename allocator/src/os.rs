@@ -183,6 +183,29 @@ mod tests {
         assert_eq!(page as usize, super::PAGE);
     }
 
+    /// A write that succeeds leaves `errno` as it was: an `EINTR` left there by an earlier call
+    /// must not make `write_fd` write the same bytes again.
+    #[test]
+    fn write_fd_writes_once_when_errno_holds_a_stale_eintr() {
+        let mut fds = [0; 2];
+        // Non-blocking: a loop that rewrote the bytes would fill the pipe and stop, not hang.
+        // SAFETY: fds has room for the two descriptors.
+        let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) };
+        assert_eq!(r, 0);
+        // SAFETY: errno is this thread's own.
+        unsafe { *libc::__errno_location() = libc::EINTR };
+        super::write_fd(fds[1], b"once\n");
+        let mut buf = [0u8; 4096];
+        // SAFETY: the write end is ours, closed once; buf has room for its length.
+        let n = unsafe {
+            libc::close(fds[1]);
+            libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len())
+        };
+        // SAFETY: the read end is ours, closed once.
+        unsafe { libc::close(fds[0]) };
+        assert_eq!(&buf[..n as usize], b"once\n");
+    }
+
     #[test]
     fn write_fd_writes_all_the_bytes() {
         let mut fds = [0; 2];

@@ -64,3 +64,19 @@ unsafe impl Source for System {
         unsafe { os::sbrk(-dec) }.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The break is where the kernel says it is, and nowhere else. (Other test threads may move
+    /// it through libc's malloc between the two reads, so the positive case is tried again.)
+    #[test]
+    fn break_is_at_only_the_current_break() {
+        // SAFETY: this source is only asked where the break is; it never moves it.
+        let s = unsafe { System::new() };
+        assert!((0..100).any(|_| s.break_is_at(os::current_break())));
+        assert!(!s.break_is_at(0));
+        assert!(!s.break_is_at(usize::MAX & !(PAGE - 1)));
+    }
+}
