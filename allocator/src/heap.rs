@@ -193,6 +193,10 @@ pub struct Heap<S: Source> {
     /// is left of it). A slot is overwritten in turn.
     pub(crate) unmapped: [usize; UNMAPPED],
     pub(crate) unmapped_next: usize,
+    /// The addresses `[lo, hi)` the last trims gave back to the break (successive trims of the
+    /// top join up): a block freed there went with them, so a second `free` of a pointer into
+    /// that range is named a double free, not an invalid pointer, as for [`Heap::unmapped`].
+    pub(crate) released: (usize, usize),
     /// Small freed blocks awaiting reuse or consolidation (`crate::fast`).
     pub(crate) fast: FastLists,
     /// Gives blocks held outside the heap back to it before the heap grows for a large request
@@ -266,6 +270,7 @@ impl<S: Source> Heap<S> {
             trimmed: false,
             unmapped: [0; UNMAPPED],
             unmapped_next: 0,
+            released: (0, 0),
             fast: FastLists::new(),
             reclaim: None,
             owns_hit: Cell::new(ptr::null_mut()),
@@ -852,7 +857,8 @@ impl<S: Source> Heap<S> {
             }
             return Ok(Found::Chunk(h, t));
         }
-        if self.unmapped.contains(&a) {
+        let (lo, hi) = self.released;
+        if self.unmapped.contains(&a) || (a >= lo && a < hi) {
             return Err(misuse(call, MisuseKind::DoubleFree, p));
         }
         Err(misuse(call, MisuseKind::InvalidPointer, p))
@@ -1073,6 +1079,11 @@ impl<S: Source> Heap<S> {
             return total;
         }
         let new_end = end - release;
+        self.released = if self.released.0 == end {
+            (new_end, self.released.1)
+        } else {
+            (new_end, end)
+        };
         // SAFETY: the top segment now ends at new_end; its epilogue goes in its last word, after b.
         unsafe {
             (*self.top).end = new_end;
@@ -1489,6 +1500,41 @@ mod tests {
     /// of three blocks and a 16-byte sliver gives three adjacent blocks, the last taking the
     /// sliver; the rest come from the top. Every block is a valid allocated block, counted live,
     /// and each may be freed as soon as it is handed out.
+    /// A block whose memory a trim gave back to the break is freed: a second `free` of it is a
+    /// double free, also once the pointer lies past the segment's end (found by the fuzzer:
+    /// `posix_memalign(4096, 0)`, free, free, under trim_threshold=31).
+    #[test]
+    fn a_second_free_of_a_block_trimmed_away_is_a_double_free() {
+        let mut h = Heap::with_config(
+            Sim::new(1 << 20),
+            Config {
+                trim_threshold: 31,
+                top_pad: 0,
+                trim_delay: 0,
+                fast_lists: false,
+                ..Config::default()
+            },
+        );
+        let _low = h.malloc(100).unwrap();
+        let p = h.posix_memalign(4096, 0).unwrap().as_ptr();
+        let q = h.malloc(20000).unwrap().as_ptr();
+        // SAFETY: both are live blocks of this heap.
+        unsafe {
+            h.free(q).unwrap();
+            h.free(p).unwrap();
+        }
+        assert!(h.stats().trims > 0);
+        for x in [p, q] {
+            // SAFETY: a misuse is reported, never followed.
+            let e = unsafe { h.free(x) }.unwrap_err();
+            assert!(
+                matches!(e, Error::Misuse(m) if m.kind == MisuseKind::DoubleFree),
+                "{x:?}: {e:?}"
+            );
+        }
+        h.check().unwrap();
+    }
+
     /// Best fit inside a bin: a larger block at the bin's head does not stop the search, an exact
     /// fit behind it is what `malloc` gets (only an exact size ends the search early).
     #[test]
