@@ -196,6 +196,22 @@ impl Bins {
     pub fn marked(&self, bin: usize) -> bool {
         self.map[bin / 64] & (1 << (bin % 64)) != 0
     }
+
+    /// Word `word` of the bitmap: bit `i` marks bin `64 * word + i` non-empty.
+    pub fn map_word(&self, word: usize) -> u64 {
+        self.map[word]
+    }
+
+    /// The bins `64 * word ..` whose head is not null, as a bitmap word (what
+    /// [`Bins::map_word`] should be). One pass over 64 heads without a branch, for the checks
+    /// the walker makes after every operation.
+    pub fn occupied(&self, word: usize) -> u64 {
+        let mut bits = 0u64;
+        for (i, head) in self.heads[word * 64..word * 64 + 64].iter().enumerate() {
+            bits |= u64::from(!head.is_null()) << i;
+        }
+        bits
+    }
 }
 
 impl Default for Bins {
@@ -247,6 +263,29 @@ mod tests {
             s += s / 7 / 16 * 16 + 16;
         }
         assert_eq!(bin_of(usize::MAX & !15), NBINS - 1);
+    }
+
+    #[test]
+    fn occupied_is_the_bitmap_word_of_the_non_empty_heads() {
+        let mut mem = [0u64; 16];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let mut bins = Bins::new();
+        assert_eq!((0..NBINS / 64).map(|w| bins.occupied(w)).sum::<u64>(), 0);
+        // SAFETY: each "block" is 24 bytes of `mem` for its links at +8 and +16, in no list.
+        unsafe {
+            bins.insert(base, 32); // bin 0
+            bins.insert(base.add(32), 1040); // bin 64
+            bins.insert(base.add(64), usize::MAX & !15); // the last bin
+        }
+        assert_eq!(bins.occupied(0), 1);
+        assert_eq!(bins.occupied(1), 1);
+        assert_eq!(bins.occupied(NBINS / 64 - 1), 1 << 63);
+        for w in 0..NBINS / 64 {
+            assert_eq!(bins.occupied(w), bins.map_word(w), "word {w}");
+        }
+        // SAFETY: the block is bin 64's only one.
+        assert!(unsafe { bins.remove(base.add(32), 1040) });
+        assert_eq!((bins.occupied(1), bins.map_word(1)), (0, 0));
     }
 
     #[test]

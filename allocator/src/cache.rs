@@ -269,6 +269,34 @@ pub(crate) const fn usable_of(class: usize) -> usize {
 }
 
 /// One thread's cache.
+/// What the last local check of a thread cache saw ([`crate::LockedHeap::check_near_seen`]):
+/// which cache, and each class's head and count, so that the next one walks only the lists that
+/// changed since. Kept by the checker, one per thread it checks from.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The cache's address (0: none seen yet).
+    cache: usize,
+    heads: [usize; CLASSES],
+    counts: [u32; CLASSES],
+}
+
+impl Seen {
+    /// Nothing seen: the next check walks every list.
+    pub const fn new() -> Seen {
+        Seen {
+            cache: 0,
+            heads: [0; CLASSES],
+            counts: [0; CLASSES],
+        }
+    }
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen::new()
+    }
+}
+
 pub(crate) struct ThreadCache {
     /// The epoch this cache was filled in (0: never used).
     epoch: usize,
@@ -857,35 +885,65 @@ impl ThreadCache {
     /// its class, within its limit, and ends there.
     pub(crate) fn check(&self, owns: Owns) -> Result<(), Corruption> {
         for class in 0..CLASSES {
-            let n = self.counts[class];
-            if self.limits[class] > max_limit(class) {
-                return Err(Corruption {
-                    invariant: 10,
-                    addr: self.heads[class] as usize,
-                    what: "a thread cache class's limit grew past its bound",
-                });
-            }
-            if n > self.limits[class] {
-                return Err(Corruption {
-                    invariant: 10,
-                    addr: self.heads[class] as usize,
-                    what: "a thread cache class holds more blocks than its limit",
-                });
-            }
-            let last = check_list(self.heads[class], n as usize, class, owns)?;
-            let end = if n == 0 {
-                self.heads[class]
-            } else {
-                // SAFETY: last is a checked cached block: its first word is its link.
-                unsafe { link::load(last) }
-            };
-            if !end.is_null() {
-                return Err(Corruption {
-                    invariant: 10,
-                    addr: end as usize,
-                    what: "a thread cache list is longer than its count",
-                });
-            }
+            self.check_class(class, owns, true)?;
+        }
+        Ok(())
+    }
+
+    /// [`ThreadCache::check`], except that the lists of the classes whose head and count are
+    /// those `seen` recorded of this same cache are not walked again (their limits are tested);
+    /// then records this cache's heads and counts in `seen`.
+    pub(crate) fn check_changed(&self, owns: Owns, seen: &mut Seen) -> Result<(), Corruption> {
+        let same = seen.cache == self as *const ThreadCache as usize;
+        // Recorded only once every list passed, so a failed one is walked again next time.
+        seen.cache = 0;
+        for class in 0..CLASSES {
+            let walk = !same
+                || seen.heads[class] != self.heads[class] as usize
+                || seen.counts[class] != self.counts[class];
+            self.check_class(class, owns, walk)?;
+        }
+        for class in 0..CLASSES {
+            seen.heads[class] = self.heads[class] as usize;
+            seen.counts[class] = self.counts[class];
+        }
+        seen.cache = self as *const ThreadCache as usize;
+        Ok(())
+    }
+
+    /// Invariant 10 for one class: its limit, and with `walk` its list.
+    fn check_class(&self, class: usize, owns: Owns, walk: bool) -> Result<(), Corruption> {
+        let n = self.counts[class];
+        if self.limits[class] > max_limit(class) {
+            return Err(Corruption {
+                invariant: 10,
+                addr: self.heads[class] as usize,
+                what: "a thread cache class's limit grew past its bound",
+            });
+        }
+        if n > self.limits[class] {
+            return Err(Corruption {
+                invariant: 10,
+                addr: self.heads[class] as usize,
+                what: "a thread cache class holds more blocks than its limit",
+            });
+        }
+        if !walk {
+            return Ok(());
+        }
+        let last = check_list(self.heads[class], n as usize, class, owns)?;
+        let end = if n == 0 {
+            self.heads[class]
+        } else {
+            // SAFETY: last is a checked cached block: its first word is its link.
+            unsafe { link::load(last) }
+        };
+        if !end.is_null() {
+            return Err(Corruption {
+                invariant: 10,
+                addr: end as usize,
+                what: "a thread cache list is longer than its count",
+            });
         }
         Ok(())
     }

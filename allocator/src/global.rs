@@ -250,8 +250,27 @@ impl<S: Source + Send> LockedHeap<S> {
         self.check_caches()
     }
 
+    /// [`LockedHeap::check_near`], walking only the lists of the calling thread's cache that
+    /// changed since `seen` was recorded (by this call on this thread; see [`cache::Seen`]):
+    /// what the fuzz targets run after every operation. The whole cache is checked by
+    /// [`LockedHeap::check_caches`], which their checkpoints run.
+    pub fn check_near_seen(&self, near: &[Near], seen: &mut cache::Seen) -> Result<(), Corruption> {
+        self.with(|h| h.check_near(near))?;
+        self.check_caches_seen(seen)
+    }
+
+    /// The calling thread's cache, its changed lists only ([`LockedHeap::check_near_seen`]),
+    /// and the transfer cache (invariant 10).
+    pub fn check_caches_seen(&self, seen: &mut cache::Seen) -> Result<(), Corruption> {
+        self.check_caches_with(Some(seen))
+    }
+
     /// Checks the calling thread's cache and the transfer cache (invariant 10).
     pub fn check_caches(&self) -> Result<(), Corruption> {
+        self.check_caches_with(None)
+    }
+
+    fn check_caches_with(&self, seen: Option<&mut cache::Seen>) -> Result<(), Corruption> {
         if !self.caching() {
             return Ok(());
         }
@@ -265,7 +284,10 @@ impl<S: Source + Send> LockedHeap<S> {
         self.with_central(|central| {
             self.with(|h| {
                 let owns = |a: usize, len: usize| h.owns(a, len);
-                cache::with(|c| c.check(&owns))?;
+                cache::with(|c| match seen {
+                    Some(seen) => c.check_changed(&owns, seen),
+                    None => c.check(&owns),
+                })?;
                 central.check(&owns)
             })
         })

@@ -168,23 +168,30 @@ impl<S: Source> Heap<S> {
         for n in near {
             self.check_one_near(n)?;
         }
-        for bin in 0..NBINS {
-            let head = self.bins.head(bin);
-            if self.bins.marked(bin) == head.is_null() {
+        // A bitmap word at a time against the heads, then the non-empty bins' heads only: the
+        // fuzz targets run this after every operation, where a test per bin was a sixth of them.
+        for word in 0..NBINS / 64 {
+            let occupied = self.bins.occupied(word);
+            let differ = occupied ^ self.bins.map_word(word);
+            if differ != 0 {
+                let bin = word * 64 + differ.trailing_zeros() as usize;
                 broken(6, bin, "bitmap disagrees with the bin")?;
             }
-            if head.is_null() {
-                continue;
-            }
-            let first_in_line = self.free_link_ok(head, bin)
-                // SAFETY: read only once the head is known to be a free block of this bin.
-                && unsafe { binning::prev(head) }.is_null();
-            if !first_in_line {
-                broken(
-                    6,
-                    head as usize,
-                    "bin head is not a free block of its bin first in line",
-                )?;
+            let mut bits = occupied;
+            while bits != 0 {
+                let bin = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let head = self.bins.head(bin);
+                let first_in_line = self.free_link_ok(head, bin)
+                    // SAFETY: read only once the head is known to be a free block of this bin.
+                    && unsafe { binning::prev(head) }.is_null();
+                if !first_in_line {
+                    broken(
+                        6,
+                        head as usize,
+                        "bin head is not a free block of its bin first in line",
+                    )?;
+                }
             }
         }
         if self.large.len() != self.stats.mapped_chunks {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tagalloc::source::Sim;
 
 use super::spare::Spare;
-use tagalloc::{Config, Error, LockedHeap};
+use tagalloc::{cache, Config, Error, LockedHeap};
 
 use super::tagalloc::{failed, Bounded, TestSource, SIM_CAPACITY};
 use super::{Backend, Caps, Fault, Limits, Near, Reply, Request, FOREIGN_REQUEST_LIMIT};
@@ -61,6 +61,9 @@ enum Job {
     Call(Request),
     /// Check the worker's cache (invariant 10) and list its blocks.
     Inspect,
+    /// Check the lists of the worker's cache that changed since its last `CheckNear`
+    /// ([`LockedHeap::check_caches_seen`]), and the transfer cache.
+    CheckNear,
     /// Fork, run the checker in the child; the pointer stays valid until the answer is sent.
     Fork(*const (dyn Fn() -> Result<(), String> + Sync)),
 }
@@ -96,6 +99,9 @@ pub struct LockedBackend<S: TestSource + Send + 'static> {
     limits: Limits,
     /// The workers' cached blocks, as the last [`Backend::check`] listed them.
     seen: Option<Vec<usize>>,
+    /// What the last local check saw of the calling thread's cache (without workers; each
+    /// worker keeps its own).
+    near_seen: cache::Seen,
     _caches: MutexGuard<'static, ()>,
 }
 
@@ -135,6 +141,7 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
             current: 0,
             limits,
             seen: None,
+            near_seen: cache::Seen::new(),
             _caches: guard,
         }
     }
@@ -151,13 +158,19 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
         let handle = std::thread::spawn(move || {
             let shared = shared;
             let heap = shared.heap();
+            let mut near_seen = cache::Seen::new();
             while let Ok(Sent(job)) = inbox.recv() {
-                let run = || match job {
+                let mut run = || match job {
                     // SAFETY: the runner's contract for `Backend::call`, passed on unchanged.
                     Job::Call(req) => Done::Reply(unsafe { call(heap, req) }),
                     Job::Inspect => Done::Inspected(
                         heap.check_caches()
                             .map(|()| cached(heap))
+                            .map_err(|c| c.to_string()),
+                    ),
+                    Job::CheckNear => Done::Inspected(
+                        heap.check_caches_seen(&mut near_seen)
+                            .map(|()| Vec::new())
                             .map_err(|c| c.to_string()),
                     ),
                     // SAFETY: the sender keeps the checker alive until it has the answer.
@@ -455,7 +468,10 @@ impl<S: TestSource + Send + 'static> Backend for LockedBackend<S> {
     /// the op ran on); [`Backend::check`] inspects every thread's.
     fn check_near(&mut self, near: &[Near]) -> Result<(), String> {
         if self.workers.is_none() {
-            return self.heap.check_near(near).map_err(|c| c.to_string());
+            return self
+                .heap
+                .check_near_seen(near, &mut self.near_seen)
+                .map_err(|c| c.to_string());
         }
         self.heap
             .with(|h| h.check_near(near))
@@ -463,7 +479,7 @@ impl<S: TestSource + Send + 'static> Backend for LockedBackend<S> {
         if !self.live_workers().contains(&self.current) {
             return Ok(());
         }
-        match self.on_worker(Job::Inspect) {
+        match self.on_worker(Job::CheckNear) {
             Some(Done::Inspected(Ok(_))) => Ok(()),
             Some(Done::Inspected(Err(m))) => Err(format!("thread {}: {m}", self.current)),
             _ => unreachable!("an inspection is answered with its findings"),

@@ -6,7 +6,8 @@
 //! - [`Check::Touched`], the default (the fuzz targets and `cargo test` run it): after each op,
 //!   the backend's local check around the blocks the op returned or freed
 //!   ([`Backend::check_near`]: the blocks between the live neighbours, the bins, the segment's top
-//!   and epilogue, a large chunk's registry entry, the thread cache); the shadow checks the
+//!   and epilogue, a large chunk's registry entry, the lists of the thread cache that changed
+//!   since the last local check, and the transfer cache); the shadow checks the
 //!   content of those blocks and of their neighbours (as the runner always does). A checkpoint —
 //!   the whole heap walk, the cached blocks against the shadow, and the content of every live
 //!   block — runs every [`full_every`] ops, at every `check` op, after a thread exits or forks,

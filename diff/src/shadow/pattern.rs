@@ -1,8 +1,11 @@
 //! Block contents: a per-block, per-offset pattern, and the sampled regions it covers.
 //!
-//! Byte `i` of a block with seed `s` is a byte of `mix(s, i / 8)`, so two blocks never hold the
-//! same bytes at the same offsets: an overlap or a stray write shows up even between blocks of
-//! equal size. Blocks up to [`FULL`] bytes are covered entirely; larger ones at their head, a
+//! Byte `i` of a block with seed `s` is a byte of word `i / 8` of the block's pattern, the
+//! block's start word `mix(s)` plus `i / 8` times an odd constant ([`word`]): no two words of a
+//! block are equal, and two blocks (whose seeds, hence start words, differ) never hold the same
+//! word at the same offset, so an overlap, a shifted copy or a stray write shows up even between
+//! blocks of equal size. The next word is the last one plus the constant, which keeps the fill
+//! and check loops a few instructions a word. Blocks up to [`FULL`] bytes are covered entirely; larger ones at their head, a
 //! window every [`STRIDE`] bytes (at most [`MAX_WINDOWS`] windows, spread evenly: farther apart
 //! in blocks above 4 MiB) and their tail ([`regions`]), which keeps a 16 MiB block cheap (about 36
 //! pages touched; a 90 MiB `calloc` as cheap, where a window every 128 KiB touched 700 pages, and
@@ -114,34 +117,49 @@ pub fn regions_below(size: usize, limit: usize) -> Regions {
     out
 }
 
-fn mix(seed: u64, word: u64) -> u64 {
-    // splitmix64 of the pair.
-    let mut z = seed ^ word.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+/// The start word of the pattern with `seed` (splitmix64's finaliser, a bijection: distinct
+/// seeds, distinct start words).
+fn mix(seed: u64) -> u64 {
+    let mut z = seed;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
-/// Byte `offset` of the pattern with `seed`.
-pub fn byte_at(seed: u64, offset: usize) -> u8 {
-    mix(seed, (offset / 8) as u64).to_le_bytes()[offset % 8]
+/// What consecutive words of a pattern differ by: odd, so the `2^64` words of a pattern are all
+/// distinct.
+const WORD_STEP: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Word `k` of the pattern whose start word is `start` (native value, stored little-endian).
+#[inline(always)]
+fn word(start: u64, k: u64) -> u64 {
+    start.wrapping_add(k.wrapping_mul(WORD_STEP))
 }
 
-/// Words handled per step of the fill and check loops: in a fuzz build every comparison is
+/// Byte `offset` of the pattern with `seed`.
+pub fn byte_at(seed: u64, offset: usize) -> u8 {
+    word(mix(seed), (offset / 8) as u64).to_le_bytes()[offset % 8]
+}
+
+/// Words handled per chunk of the fill and check loops: in a fuzz build every comparison is
 /// traced for libFuzzer (`-sanitizer-coverage-trace-compares`), and a comparison per word made
-/// these loops a third of an AddressSanitizer target's time; one per four words is a quarter of
-/// that.
+/// these loops a third of an AddressSanitizer target's time. A chunk is one copy of 256 bytes
+/// and one comparison (the loop over its words has a constant count, which the compiler
+/// unrolls); the words short of a chunk go in steps of [`STEP`], the rest one at a time.
+const CHUNK: usize = 32;
+/// Words handled per step after the chunks (and per step of [`digest`]).
 const STEP: usize = 4;
 // `digest` folds a step's four words by hand.
 const _: () = assert!(STEP == 4);
 
 /// A range of offsets in the pieces the loops take: the bytes before the first whole word, whole
-/// words (as word indices) in steps of [`STEP`], the whole words short of a step, and the bytes
-/// after the last whole word. The loops over them are plain index loops: an iterator adaptor
-/// (`chain`, `find`) adds a traced comparison of its own state per byte in a fuzz build, and
-/// small blocks are mostly head and tail.
+/// words (as word indices) in chunks of [`CHUNK`], then in steps of [`STEP`], then the whole
+/// words short of a step, and the bytes after the last whole word. The loops over them are plain
+/// index loops: an iterator adaptor (`chain`, `find`) adds a traced comparison of its own state
+/// per byte in a fuzz build, and small blocks are mostly head and tail.
 struct Parts {
     head: Range<usize>,
+    chunks: Range<usize>,
     steps: Range<usize>,
     words: Range<usize>,
     tail: Range<usize>,
@@ -153,15 +171,18 @@ fn parts(range: &Range<usize>) -> Parts {
     if first >= last {
         return Parts {
             head: range.clone(),
+            chunks: 0..0,
             steps: 0..0,
             words: 0..0,
             tail: 0..0,
         };
     }
-    let stepped = first + (last - first) / STEP * STEP;
+    let chunked = first + (last - first) / CHUNK * CHUNK;
+    let stepped = chunked + (last - chunked) / STEP * STEP;
     Parts {
         head: range.start..first * 8,
-        steps: first..stepped,
+        chunks: first..chunked,
+        steps: chunked..stepped,
         words: stepped..last,
         tail: last * 8..range.end,
     }
@@ -173,39 +194,53 @@ fn byte_of(w: u64, i: usize) -> u8 {
     (w >> (8 * (i % 8))) as u8
 }
 
+/// Writes the `N` pattern words from word `k` on at `base`.
+///
+/// # Safety
+///
+/// The `N` words at word `k` of `base` must be writable memory owned by the caller.
+#[inline(always)]
+unsafe fn fill_words<const N: usize>(base: *mut u8, start: u64, k: usize) {
+    let w: [u64; N] = std::array::from_fn(|j| word(start, (k + j) as u64).to_le());
+    // SAFETY: the caller vouches for the N words at word k.
+    unsafe {
+        base.add(k * 8)
+            .copy_from_nonoverlapping(w.as_ptr().cast(), 8 * N)
+    };
+}
+
 /// Writes the pattern over `range` of the block at `base`.
 ///
 /// # Safety
 ///
 /// `base + range` must be writable memory owned by the caller.
 pub unsafe fn fill(base: *mut u8, seed: u64, range: Range<usize>) {
+    let start = mix(seed);
     let p = parts(&range);
     for bytes in [p.head, p.tail] {
         let mut i = bytes.start;
         while i < bytes.end {
             // SAFETY: i lies inside the range the caller vouches for.
-            unsafe { base.add(i).write(byte_of(mix(seed, (i / 8) as u64), i)) };
+            unsafe { base.add(i).write(byte_of(word(start, (i / 8) as u64), i)) };
             i += 1;
         }
     }
+    let mut k = p.chunks.start;
+    while k < p.chunks.end {
+        // SAFETY: the chunk at word k lies inside the range the caller vouches for.
+        unsafe { fill_words::<CHUNK>(base, start, k) };
+        k += CHUNK;
+    }
     let mut k = p.steps.start;
     while k < p.steps.end {
-        let w: [u64; STEP] = std::array::from_fn(|j| mix(seed, (k + j) as u64).to_le());
-        // SAFETY: the STEP words at word k lie inside the range the caller vouches for.
-        unsafe {
-            base.add(k * 8)
-                .copy_from_nonoverlapping(w.as_ptr().cast(), 8 * STEP)
-        };
+        // SAFETY: the step at word k lies inside the range the caller vouches for.
+        unsafe { fill_words::<STEP>(base, start, k) };
         k += STEP;
     }
     let mut k = p.words.start;
     while k < p.words.end {
         // SAFETY: word k lies inside the range the caller vouches for.
-        unsafe {
-            base.add(k * 8)
-                .cast::<u64>()
-                .write_unaligned(mix(seed, k as u64).to_le())
-        };
+        unsafe { fill_words::<1>(base, start, k) };
         k += 1;
     }
 }
@@ -223,11 +258,38 @@ pub unsafe fn mismatch(
 ) -> Option<(usize, u8, u8)> {
     // One loop per kind of expectation, so that no loop tests `seed` at every word.
     match seed {
-        // SAFETY: forwarded contract.
-        Some(s) => unsafe { mismatch_with(base, range, |k| mix(s, k)) },
+        Some(s) => {
+            let start = mix(s);
+            // SAFETY: forwarded contract.
+            unsafe { mismatch_with(base, range, |k| word(start, k)) }
+        }
         // SAFETY: forwarded contract.
         None => unsafe { mismatch_with(base, range, |_| 0) },
     }
+}
+
+/// Whether the `N` words at word `k` of `base` differ from `want`.
+///
+/// # Safety
+///
+/// The `N` words at word `k` of `base` must be readable memory.
+#[inline(always)]
+unsafe fn words_differ<const N: usize>(
+    base: *const u8,
+    k: usize,
+    want: &impl Fn(u64) -> u64,
+) -> bool {
+    let mut w = [0u64; N];
+    // SAFETY: the caller vouches for the N words at word k.
+    unsafe {
+        base.add(k * 8)
+            .copy_to_nonoverlapping(w.as_mut_ptr().cast(), 8 * N)
+    };
+    let mut d = 0;
+    for (j, &got) in w.iter().enumerate() {
+        d |= got ^ want((k + j) as u64).to_le();
+    }
+    d != 0
 }
 
 /// [`mismatch`] against the words `want(word index)` (native values, stored little-endian).
@@ -269,19 +331,18 @@ unsafe fn mismatch_with(
             return Some(m);
         }
     }
+    let mut k = p.chunks.start;
+    while k < p.chunks.end {
+        // SAFETY: the chunk at word k lies inside the range the caller vouches for.
+        if unsafe { words_differ::<CHUNK>(base, k, &want) } {
+            return first_bad(k * 8..(k + CHUNK) * 8);
+        }
+        k += CHUNK;
+    }
     let mut k = p.steps.start;
     while k < p.steps.end {
-        let mut w = [0u64; STEP];
-        // SAFETY: the STEP words at word k lie inside the range the caller vouches for.
-        unsafe {
-            base.add(k * 8)
-                .copy_to_nonoverlapping(w.as_mut_ptr().cast(), 8 * STEP)
-        };
-        let mut d = 0;
-        for (j, &got) in w.iter().enumerate() {
-            d |= got ^ want((k + j) as u64).to_le();
-        }
-        if d != 0 {
+        // SAFETY: the step at word k lies inside the range the caller vouches for.
+        if unsafe { words_differ::<STEP>(base, k, &want) } {
             return first_bad(k * 8..(k + STEP) * 8);
         }
         k += STEP;
@@ -289,8 +350,7 @@ unsafe fn mismatch_with(
     let mut k = p.words.start;
     while k < p.words.end {
         // SAFETY: word k lies inside the range the caller vouches for.
-        let got = unsafe { base.add(k * 8).cast::<u64>().read_unaligned() };
-        if got != want(k as u64).to_le() {
+        if unsafe { words_differ::<1>(base, k, &want) } {
             return first_bad(k * 8..k * 8 + 8);
         }
         k += 1;
@@ -312,6 +372,7 @@ pub unsafe fn digest(base: *const u8, ranges: &[Range<usize>]) -> u64 {
     for r in ranges {
         // In the pieces `mismatch` reads, for the same reason.
         let p = parts(r);
+        const _: () = assert!(CHUNK % STEP == 0);
         for bytes in [p.head, p.tail] {
             let mut i = bytes.start;
             while i < bytes.end {
@@ -320,7 +381,8 @@ pub unsafe fn digest(base: *const u8, ranges: &[Range<usize>]) -> u64 {
                 i += 1;
             }
         }
-        let mut k = p.steps.start;
+        // The chunks and the steps after them, all in steps (a chunk is whole steps).
+        let mut k = p.chunks.start;
         while k < p.steps.end {
             let mut w = [0u64; STEP];
             // SAFETY: as above, for the STEP words at word k.
@@ -401,6 +463,50 @@ mod tests {
                     assert_eq!(z.map(|z| z.0), Some(start), "{start}..{end} against zero");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_in_a_chunk_or_a_step_after_one_is_found_first() {
+        // Ranges of one or two chunks, then steps, words and a tail.
+        for (start, end) in [
+            (0, 8 * CHUNK),
+            (3, 8 * CHUNK + 45),
+            (5, 16 * CHUNK + 8 * STEP + 3),
+        ] {
+            let mut buf = vec![0u8; end + 8];
+            // SAFETY: buf is ours and longer than `end`.
+            unsafe { fill(buf.as_mut_ptr(), 11, start..end) };
+            for (i, &got) in buf.iter().enumerate().take(end).skip(start) {
+                assert_eq!(got, byte_at(11, i), "fill {start}..{end} at {i}");
+            }
+            // SAFETY: as above.
+            let clean = unsafe { mismatch(buf.as_ptr(), Some(11), start..end) };
+            assert_eq!(clean, None);
+            for i in (start..end).step_by(7) {
+                let mut bad = buf.clone();
+                bad[i] ^= 0x40;
+                bad[end - 1] ^= 0x02;
+                // SAFETY: as above.
+                let m = unsafe { mismatch(bad.as_ptr(), Some(11), start..end) };
+                assert_eq!(
+                    m,
+                    Some((i, bad[i], buf[i])),
+                    "{start}..{end} changed at {i}"
+                );
+                // SAFETY: as above.
+                let z = unsafe { mismatch(bad.as_ptr(), None, start..end) };
+                assert_eq!(z.map(|z| z.0), Some(start), "{start}..{end} against zero");
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_never_share_a_word_at_an_offset_and_a_shifted_copy_differs() {
+        let (a, b) = (mix(1), mix(2));
+        for k in 0..1000 {
+            assert_ne!(word(a, k), word(b, k));
+            assert_ne!(word(a, k), word(a, k + 1));
         }
     }
 
