@@ -1500,6 +1500,36 @@ mod tests {
     /// of three blocks and a 16-byte sliver gives three adjacent blocks, the last taking the
     /// sliver; the rest come from the top. Every block is a valid allocated block, counted live,
     /// and each may be freed as soon as it is handed out.
+    /// The head of a larger bin, taken without a search, is checked to be a free block: a header
+    /// overwritten into a fence (or a mapped chunk's) is reported, not split and handed out.
+    #[test]
+    fn a_larger_bins_head_with_a_fence_or_mapped_header_is_reported() {
+        for flag in [FENCE, MAPPED] {
+            let mut h = Heap::with_config(
+                Sim::new(1 << 20),
+                Config {
+                    fast_lists: false,
+                    ..Config::default()
+                },
+            );
+            let big = h.malloc(5000).unwrap().as_ptr();
+            let _guard = h.malloc(100).unwrap();
+            let b = block::of_payload(big);
+            // SAFETY: big is a live block of this heap; once freed, its header is rewritten with
+            // its own size and valid check bits, as a stray write that knew the format would.
+            unsafe {
+                h.free(big).unwrap();
+                let size = header(b).unwrap().size();
+                set_header(b, Tag::new(size, flag));
+            }
+            let e = h.malloc(100).unwrap_err();
+            assert!(
+                matches!(e, Error::Misuse(m) if m.kind == MisuseKind::CorruptFree),
+                "{flag:#x}: {e:?}"
+            );
+        }
+    }
+
     /// A block whose memory a trim gave back to the break is freed: a second `free` of it is a
     /// double free, also once the pointer lies past the segment's end (found by the fuzzer:
     /// `posix_memalign(4096, 0)`, free, free, under trim_threshold=31).

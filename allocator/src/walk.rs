@@ -529,6 +529,47 @@ mod tests {
     use crate::tag::{Tag, FENCE, PREV_USED, USED};
     use crate::Heap;
 
+    /// A free block's footer that passes its check but differs from the header is invariant 5,
+    /// reported at the footer (the block's last word).
+    #[test]
+    fn a_footer_unlike_its_header_is_reported_at_the_footer() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let _a = h.malloc(1100).unwrap();
+        let b = h.malloc(1200).unwrap().as_ptr();
+        let _c = h.malloc(1300).unwrap();
+        // SAFETY: b is live and freed once; its footer is then rewritten with a valid tag of the
+        // same size and other flags.
+        let (blk, size) = unsafe {
+            h.free(b).unwrap();
+            let blk = b.sub(8);
+            let t = header(blk).unwrap();
+            assert!(t.has(PREV_USED));
+            crate::block::set_footer(blk, Tag::new(t.size(), 0));
+            (blk as usize, t.size())
+        };
+        let e = h.check().unwrap_err();
+        assert_eq!((e.invariant, e.addr), (5, blk + size - 8), "{e}");
+    }
+
+    /// A large chunk whose lead word and size were both shifted by 16 bytes still ends on a page
+    /// boundary, but no longer starts on one: invariant 7.
+    #[test]
+    fn a_large_chunk_not_starting_on_a_page_is_reported() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let p = h.malloc(200 << 10).unwrap().as_ptr();
+        let hd = p.wrapping_sub(8);
+        // SAFETY: p is a live large chunk: its header and lead word precede it in its mapping.
+        unsafe {
+            let t = header(hd).unwrap();
+            assert!(t.has(crate::tag::MAPPED));
+            let lead = hd.sub(8).cast::<u64>();
+            lead.write(lead.read() + 16);
+            set_header(hd, Tag::new(t.size() - 16, USED | crate::tag::MAPPED));
+        }
+        let e = h.check().unwrap_err();
+        assert_eq!((e.invariant, e.addr), (7, hd as usize), "{e}");
+    }
+
     #[test]
     fn the_local_check_sees_a_broken_footer_next_to_the_touched_block() {
         let mut h = Heap::new(Sim::new(1 << 20));
