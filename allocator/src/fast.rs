@@ -30,7 +30,7 @@
 use crate::block::{header, of_payload, payload, set_header};
 use crate::cache::{is_marked, mark, Chain, SMALL_CLASSES as CLASSES};
 use crate::error::{Call, Error, Misuse, MisuseKind};
-use crate::heap::{corrupt, Heap, Segment, SEG_HEAD};
+use crate::heap::{corrupt, Heap, SEG_HEAD};
 use crate::link;
 use crate::source::Source;
 use crate::tag::{Tag, FENCE, MAPPED, MIN_BLOCK, PREV_USED, USED};
@@ -204,8 +204,25 @@ impl<S: Source> Heap<S> {
             // SAFETY: seg is a live segment record.
             let (end, next) = unsafe { ((*seg).end, (*seg).next) };
             if (seg as usize) < hi && end > lo {
-                // SAFETY: as above.
-                found += unsafe { self.merge_pending(seg, end, hi)? };
+                // The walk starts at the lowest pending block when it lies in this segment (or
+                // at the free block before it): what lies below holds none.
+                let from = if (seg as usize) < lo && lo < end {
+                    let b = lo as *mut u8;
+                    // SAFETY: lo is a pending block, its header checked and written above; a
+                    // clear PREV_USED bit means a free block ends just before it.
+                    unsafe {
+                        let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
+                        if t.has(PREV_USED) {
+                            lo
+                        } else {
+                            lo - self.free_before(b, Call::Malloc)?.size()
+                        }
+                    }
+                } else {
+                    seg as usize + SEG_HEAD
+                };
+                // SAFETY: as above; `from` is a block of the segment.
+                found += unsafe { self.merge_pending(from, end, hi)? };
             }
             seg = next;
         }
@@ -216,23 +233,19 @@ impl<S: Source> Heap<S> {
         Ok(())
     }
 
-    /// Merges each run of [`PENDING`] blocks of segment `seg` (ending at `end`), with the free
-    /// blocks before, between and after them, into one free block in its bin, walking from the
-    /// segment's first block up to the first allocated block past `hi`; returns how many pending
+    /// Merges each run of [`PENDING`] blocks of the segment ending at `end`, with the free
+    /// blocks before, between and after them, into one free block in its bin, walking from its
+    /// block `from` up to the first allocated block past `hi`; returns how many pending
     /// blocks it met. Every header is verified, and every free block unlinked with the checks of
     /// [`coalesce_block`](Self::coalesce_block).
     ///
     /// # Safety
-    /// `seg` must be a live segment record ending at `end`, inside a consolidation: the pending
-    /// blocks are the fast blocks taken off the lists.
-    unsafe fn merge_pending(
-        &mut self,
-        seg: *mut Segment,
-        end: usize,
-        hi: usize,
-    ) -> Result<usize, Error> {
+    /// `from` must be a block of a live segment ending at `end`, not inside a run of pending
+    /// blocks (the segment's first block, a pending block or a free one after an allocated one),
+    /// inside a consolidation: the pending blocks are the fast blocks taken off the lists.
+    unsafe fn merge_pending(&mut self, from: usize, end: usize, hi: usize) -> Result<usize, Error> {
         let epi = end - 8;
-        let mut b = seg as usize + SEG_HEAD;
+        let mut b = from;
         // The open run: its start (0: none), size, PREV_USED bit, and whether it is so far one
         // free block still in its bin (left there unless a pending block follows it).
         let (mut run, mut run_size, mut run_pu, mut lone) = (0usize, 0usize, false, false);
@@ -538,6 +551,27 @@ mod tests {
     }
 
     #[test]
+    fn in_order_consolidation_merges_the_lowest_fast_block_with_the_free_block_before_it() {
+        let mut h = heap();
+        let _first = h.malloc(100).unwrap();
+        let a = h.malloc(2000).unwrap().as_ptr();
+        let p = h.malloc(100).unwrap().as_ptr();
+        let _guard = h.malloc(100).unwrap();
+        for x in [a, p] {
+            // SAFETY: a live block of this heap, freed once: a into a bin, p onto a fast list.
+            unsafe { h.free(x) }.unwrap();
+        }
+        assert_eq!(h.fast.blocks, 1);
+        h.consolidate_in_order().unwrap();
+        assert_eq!(h.check(), Ok(()));
+        let b = of_payload(a);
+        // SAFETY: b is the header of a's old block, now the merged free block's.
+        let t = unsafe { header(b) }.unwrap();
+        assert!(!t.has(USED));
+        assert_eq!(b as usize + t.size(), of_payload(p) as usize + 112);
+    }
+
+    #[test]
     fn in_order_consolidation_reports_a_fast_block_written_after_free() {
         let mut h = heap();
         let p = h.malloc(100).unwrap().as_ptr();
@@ -550,13 +584,16 @@ mod tests {
     }
 
     #[test]
-    fn in_order_consolidation_reports_a_header_overwritten_before_a_fast_block() {
+    fn in_order_consolidation_reports_a_header_overwritten_between_fast_blocks() {
         let mut h = heap();
-        let live = h.malloc(100).unwrap().as_ptr();
         let p = h.malloc(100).unwrap().as_ptr();
+        let live = h.malloc(100).unwrap().as_ptr();
+        let q = h.malloc(100).unwrap().as_ptr();
         let _guard = h.malloc(100).unwrap();
-        // SAFETY: a live block of this heap, freed once.
-        unsafe { h.free(p) }.unwrap();
+        for x in [p, q] {
+            // SAFETY: a live block of this heap, freed once.
+            unsafe { h.free(x) }.unwrap();
+        }
         let b = of_payload(live);
         // SAFETY: b is live's header, in the heap's memory; the overflow into it is the point.
         unsafe { b.cast::<u64>().write(0x1234) };

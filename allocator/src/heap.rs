@@ -742,7 +742,7 @@ impl<S: Source> Heap<S> {
     ///
     /// # Safety
     /// `b` must be a block or epilogue of the heap whose `PREV_USED` bit is clear.
-    unsafe fn free_before(&self, b: *mut u8, call: Call) -> Result<Tag, Error> {
+    pub(crate) unsafe fn free_before(&self, b: *mut u8, call: Call) -> Result<Tag, Error> {
         // SAFETY: a clear PREV_USED bit means a free block, with its footer, ends just before b.
         unsafe {
             let ft = footer_before(b).ok_or_else(|| corrupt(call, b.sub(8)))?;
