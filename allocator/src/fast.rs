@@ -16,6 +16,10 @@
 //! refills to split them again (callgrind, the synthetic-mixed replay: 28% of the allocator's
 //! instructions).
 //!
+//! A consolidation of many blocks (the heap holding at most [`WALK_SHARE`] allocated blocks per
+//! fast block) tags them all pending, then walks the segments in address order and merges each
+//! run of pending and free blocks into one free block; a few are freed one by one instead.
+//!
 //! Every block is checked before the heap relies on it: its header (an allocated block of its
 //! list's size), its mark and its link (16-aligned inside the heap's memory, or null) are verified
 //! when it is popped or consolidated, so a program that writes into a freed block is reported
@@ -23,13 +27,13 @@
 //!
 //! [`Config::fast_lists`]: crate::Config::fast_lists
 
-use crate::block::{header, of_payload, payload};
+use crate::block::{header, of_payload, payload, set_header};
 use crate::cache::{is_marked, mark, Chain, SMALL_CLASSES as CLASSES};
 use crate::error::{Call, Error, Misuse, MisuseKind};
-use crate::heap::Heap;
+use crate::heap::{corrupt, Heap, SEG_HEAD};
 use crate::link;
 use crate::source::Source;
-use crate::tag::{Tag, MAPPED, PREV_USED, USED};
+use crate::tag::{Tag, FENCE, MAPPED, MIN_BLOCK, PREV_USED, USED};
 use crate::walk::Corruption;
 use core::ptr;
 
@@ -38,6 +42,13 @@ pub(crate) const FAST_MAX: usize = 1040;
 /// A free that leaves a free block this large at the end of the top segment consolidates the fast
 /// lists (glibc's `FASTBIN_CONSOLIDATION_THRESHOLD`, there for a free block anywhere).
 pub(crate) const CONSOLIDATE_AT: usize = 64 << 10;
+/// A consolidation walks the segments in address order when the heap holds at most this many
+/// allocated blocks per fast block (the walk reads every block up to the highest fast block; a
+/// block-by-block consolidation costs some twenty times a walk's step per fast block).
+const WALK_SHARE: usize = 8;
+/// The header flags of a fast block during [`Heap::consolidate_in_order`]: a fencepost's flags
+/// on a block with a size, which no block has otherwise (the heap walker reports it, invariant 2).
+const PENDING: u64 = USED | FENCE;
 
 /// The heap's fast lists, one per block size from 32 to [`FAST_MAX`] bytes.
 pub(crate) struct FastLists {
@@ -111,12 +122,19 @@ impl<S: Source> Heap<S> {
     /// The size of fast block `p` of the list of `size` (in the heap's memory), if it has an
     /// allocated block's header of that size or one sliver (16 bytes) more and carries the mark.
     fn fast_intact(&self, p: *mut u8, size: usize) -> Option<usize> {
+        self.fast_tag(p, size).map(Tag::size)
+    }
+
+    /// As [`fast_intact`](Self::fast_intact), returning the block's whole tag.
+    #[inline(always)]
+    fn fast_tag(&self, p: *mut u8, size: usize) -> Option<Tag> {
         // SAFETY: p lies in the heap's memory with its header before it (checked by the caller).
-        let t = unsafe { header(of_payload(p)) }?.with(PREV_USED, false);
+        let t = unsafe { header(of_payload(p)) }?;
+        let u = t.with(PREV_USED, false);
         // SAFETY: as above; the block holds at least 24 payload bytes.
-        let ok = (t == Tag::new(size, USED) || t == Tag::new(size + 16, USED))
+        let ok = (u == Tag::new(size, USED) || u == Tag::new(size + 16, USED))
             && unsafe { is_marked(p) };
-        ok.then_some(t.size())
+        ok.then_some(t)
     }
 
     /// Pops a block of the list of `size` bytes (it may be a sliver larger), checked, as an
@@ -146,10 +164,168 @@ impl<S: Source> Heap<S> {
         Ok(Some(of_payload(p)))
     }
 
-    /// Frees every fast block for real (coalescing), emptying the lists first so that none of
-    /// those frees lands on a list again.
+    /// Frees every fast block for real, coalescing: in address order
+    /// ([`consolidate_in_order`](Self::consolidate_in_order)) when the fast lists hold a good
+    /// share of the heap's blocks, else block by block
+    /// ([`consolidate_each`](Self::consolidate_each)), which costs nothing for the blocks that
+    /// are not on a list.
     #[cold]
     pub(crate) fn consolidate(&mut self) -> Result<(), Error> {
+        if self.stats.live_blocks <= WALK_SHARE * self.fast.blocks {
+            self.consolidate_in_order()
+        } else {
+            self.consolidate_each()
+        }
+    }
+
+    /// Frees every fast block for real in two passes. The first drains the lists
+    /// ([`drain_fast`](Self::drain_fast)) and rewrites each block's header as [`PENDING`]. The second walks the segments that hold them in address order, up to
+    /// the highest one, and merges each run of pending blocks, with the free blocks around it,
+    /// into one free block: one bin insertion per run instead of an unlink and an insertion per
+    /// block, and memory read in order instead of the lists' scattered order (callgrind, the
+    /// synthetic-mixed replay: 83.3M instructions for 259k blocks block by block).
+    fn consolidate_in_order(&mut self) -> Result<(), Error> {
+        let total = self.fast.blocks;
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        self.drain_fast(|_, b, t| {
+            // SAFETY: b is a checked fast block, the heap's again: its header is the heap's
+            // to rewrite, its payload unused.
+            unsafe {
+                set_header(
+                    b,
+                    Tag::new(t.size(), PENDING | (t.has(PREV_USED) as u64 * PREV_USED)),
+                )
+            };
+            lo = lo.min(b as usize);
+            hi = hi.max(b as usize);
+            Ok(())
+        })?;
+        let mut found = 0;
+        let mut seg = self.segments;
+        while !seg.is_null() {
+            // SAFETY: seg is a live segment record.
+            let (end, next) = unsafe { ((*seg).end, (*seg).next) };
+            if (seg as usize) < hi && end > lo {
+                // The walk starts at the lowest pending block when it lies in this segment (or
+                // at the free block before it): what lies below holds none.
+                let from = if (seg as usize) < lo && lo < end {
+                    let b = lo as *mut u8;
+                    // SAFETY: lo is a pending block, its header checked and written above; a
+                    // clear PREV_USED bit means a free block ends just before it.
+                    unsafe {
+                        let t = header(b).ok_or_else(|| corrupt(Call::Malloc, b))?;
+                        if t.has(PREV_USED) {
+                            lo
+                        } else {
+                            lo - self.free_before(b, Call::Malloc)?.size()
+                        }
+                    }
+                } else {
+                    seg as usize + SEG_HEAD
+                };
+                // SAFETY: as above; `from` is a block of the segment.
+                found += unsafe { self.merge_pending(from, end, hi)? };
+            }
+            seg = next;
+        }
+        // A pending block the walk did not meet lies outside every segment: a forged list.
+        if found != total {
+            return Err(corrupt_fast(Call::Malloc, lo as *mut u8));
+        }
+        Ok(())
+    }
+
+    /// Merges each run of [`PENDING`] blocks of the segment ending at `end`, with the free
+    /// blocks before, between and after them, into one free block in its bin, walking from its
+    /// block `from` up to the first allocated block past `hi`; returns how many pending
+    /// blocks it met. Every header is verified, and every free block unlinked with the checks of
+    /// [`coalesce_block`](Self::coalesce_block).
+    ///
+    /// # Safety
+    /// `from` must be a block of a live segment ending at `end`, not inside a run of pending
+    /// blocks (the segment's first block, a pending block or a free one after an allocated one),
+    /// inside a consolidation: the pending blocks are the fast blocks taken off the lists.
+    unsafe fn merge_pending(&mut self, from: usize, end: usize, hi: usize) -> Result<usize, Error> {
+        let epi = end - 8;
+        let mut b = from;
+        // The open run: its start (0: none), size, PREV_USED bit, and whether it is so far one
+        // free block still in its bin (left there unless a pending block follows it).
+        let (mut run, mut run_size, mut run_pu, mut lone) = (0usize, 0usize, false, false);
+        let mut found = 0;
+        loop {
+            let bp = b as *mut u8;
+            // SAFETY: b is the segment's first block or lies past a checked block, at or before
+            // the epilogue.
+            let t = unsafe { header(bp) }.ok_or_else(|| corrupt(Call::Malloc, bp))?;
+            let size = t.size();
+            let fence = b == epi;
+            if fence {
+                if size != 0 || !t.has(USED | FENCE) {
+                    return Err(corrupt(Call::Malloc, bp));
+                }
+            } else if size < MIN_BLOCK || size % 16 != 0 || b + size > epi || t.has(MAPPED) {
+                return Err(corrupt(Call::Malloc, bp));
+            }
+            let pending = !fence && t.has(PENDING);
+            let free = !fence && !t.has(USED);
+            if free && t.has(FENCE) {
+                return Err(corrupt(Call::Malloc, bp));
+            }
+            if pending || free {
+                if pending {
+                    found += 1;
+                }
+                if run == 0 {
+                    (run, run_size, run_pu, lone) = (b, size, t.has(PREV_USED), free);
+                } else {
+                    if free && lone {
+                        // Two free blocks side by side.
+                        return Err(corrupt(Call::Malloc, bp));
+                    }
+                    if lone {
+                        self.unlink(run as *mut u8, run_size, Call::Malloc)?;
+                        lone = false;
+                    }
+                    if free {
+                        self.unlink(bp, size, Call::Malloc)?;
+                    }
+                    run_size += size;
+                }
+            } else {
+                if run != 0 && !lone {
+                    // SAFETY: the run's blocks are free or pending, none in a bin now: they are
+                    // the heap's to rewrite as one free block; bp is the block after it.
+                    unsafe {
+                        set_header(bp, t.with(PREV_USED, false));
+                        self.settle(run as *mut u8, run_size, run_pu);
+                    }
+                }
+                run = 0;
+                if fence || b > hi {
+                    return Ok(found);
+                }
+            }
+            b += size;
+        }
+    }
+
+    /// Frees every fast block for real (coalescing) one by one, emptying the lists first so that
+    /// none of those frees lands on a list again.
+    fn consolidate_each(&mut self) -> Result<(), Error> {
+        self.drain_fast(|h, b, t| {
+            h.stats.add_live(t.size() - 8);
+            // SAFETY: b is a checked fast block, allocated and unused.
+            unsafe { h.coalesce_block(b, t, Call::Malloc) }.map(|_| ())
+        })
+    }
+
+    /// Empties the fast lists first (so that no free made by `each` lands on one again), then
+    /// walks them: checks each block and its link as [`fast_pop`](Self::fast_pop) does, clears
+    /// its mark, and hands `each` the block and its tag, its link read already.
+    fn drain_fast(
+        &mut self,
+        mut each: impl FnMut(&mut Self, *mut u8, Tag) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let heads = self.fast.heads;
         let counts = self.fast.counts;
         self.fast = FastLists::new();
@@ -157,23 +333,17 @@ impl<S: Source> Heap<S> {
             let size = (c + 2) * 16;
             let mut p = heads[c];
             for i in 0..counts[c] {
-                let Some(actual) = self.fast_intact(p, size) else {
+                let Some(t) = self.fast_tag(p, size) else {
                     return Err(corrupt_fast(Call::Malloc, p));
                 };
                 // SAFETY: p is a checked fast block: its first word is its link.
                 let next = unsafe { link::load(p) };
-                let last = i + 1 == counts[c];
-                if !self.fast_link_ok(next, size) || next.is_null() != last {
+                if !self.fast_link_ok(next, size) || next.is_null() != (i + 1 == counts[c]) {
                     return Err(corrupt_fast(Call::Malloc, p));
                 }
-                let b = of_payload(p);
-                // SAFETY: p is a fast block: allocated, unused, with its mark in its second word.
-                unsafe {
-                    crate::track::store(p.add(8).cast(), 0);
-                    self.stats.add_live(actual - 8);
-                    let t = header(b).ok_or_else(|| corrupt_fast(Call::Malloc, p))?;
-                    self.coalesce_block(b, t, Call::Malloc)?;
-                }
+                // SAFETY: p is a fast block: allocated, unused, its mark in its second word.
+                unsafe { crate::track::store(p.add(8).cast(), 0) };
+                each(self, of_payload(p), t)?;
                 p = next;
             }
         }
@@ -302,5 +472,133 @@ impl<S: Source> Heap<S> {
             return broken(ptr::null_mut(), "fast blocks with fast lists off");
         }
         Ok((blocks, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heap::Config;
+    use crate::source::Sim;
+
+    /// A heap that never trims, so both consolidations leave the same blocks.
+    fn heap() -> Heap<Sim> {
+        Heap::with_config(
+            Sim::new(32 << 20),
+            Config {
+                trim_threshold: 1 << 30,
+                dynamic_threshold: false,
+                ..Config::DEFAULT
+            },
+        )
+    }
+
+    /// The blocks of the heap's only segment: offset from its start, size, allocated.
+    fn layout(h: &Heap<Sim>) -> Vec<(usize, usize, bool)> {
+        let seg = h.segments;
+        // SAFETY: a live segment record; the walk follows checked headers up to its epilogue.
+        let epi = unsafe { (*seg).end } - 8;
+        let mut b = seg as usize + SEG_HEAD;
+        let mut out = Vec::new();
+        while b < epi {
+            // SAFETY: as above.
+            let t = unsafe { header(b as *mut u8) }.unwrap();
+            out.push((b - seg as usize, t.size(), t.has(USED)));
+            b += t.size();
+        }
+        out
+    }
+
+    /// Small blocks of many sizes, some medium ones between them, most of both freed: runs of
+    /// fast blocks next to free blocks on both sides, and live blocks between the runs.
+    fn build(h: &mut Heap<Sim>) -> Vec<*mut u8> {
+        let sizes = [24, 100, 40, 1000, 2000, 200, 24, 520, 3000, 64];
+        let blocks: Vec<_> = (0..600)
+            .map(|i| h.malloc(sizes[i % sizes.len()]).unwrap().as_ptr())
+            .collect();
+        let _guard = h.malloc(16).unwrap();
+        let mut kept = Vec::new();
+        for (i, &p) in blocks.iter().enumerate() {
+            if i % 7 == 3 {
+                kept.push(p);
+            } else {
+                // SAFETY: a live block of this heap, freed once.
+                unsafe { h.free(p) }.unwrap();
+            }
+        }
+        kept
+    }
+
+    #[test]
+    fn in_order_consolidation_leaves_the_blocks_block_by_block_does() {
+        let (mut a, mut b) = (heap(), heap());
+        build(&mut a);
+        build(&mut b);
+        assert!(a.fast.blocks > 300, "{}", a.fast.blocks);
+        let before = layout(&a);
+        assert_eq!(before, layout(&b));
+        a.consolidate_in_order().unwrap();
+        b.consolidate_each().unwrap();
+        assert_eq!(a.fast.blocks, 0);
+        assert_eq!(a.check(), Ok(()));
+        assert_eq!(b.check(), Ok(()));
+        let after = layout(&a);
+        assert_eq!(after, layout(&b));
+        assert!(
+            after.len() < before.len() / 3,
+            "runs merged: {}",
+            after.len()
+        );
+        assert_eq!(a.stats(), b.stats());
+    }
+
+    #[test]
+    fn in_order_consolidation_merges_the_lowest_fast_block_with_the_free_block_before_it() {
+        let mut h = heap();
+        let _first = h.malloc(100).unwrap();
+        let a = h.malloc(2000).unwrap().as_ptr();
+        let p = h.malloc(100).unwrap().as_ptr();
+        let _guard = h.malloc(100).unwrap();
+        for x in [a, p] {
+            // SAFETY: a live block of this heap, freed once: a into a bin, p onto a fast list.
+            unsafe { h.free(x) }.unwrap();
+        }
+        assert_eq!(h.fast.blocks, 1);
+        h.consolidate_in_order().unwrap();
+        assert_eq!(h.check(), Ok(()));
+        let b = of_payload(a);
+        // SAFETY: b is the header of a's old block, now the merged free block's.
+        let t = unsafe { header(b) }.unwrap();
+        assert!(!t.has(USED));
+        assert_eq!(b as usize + t.size(), of_payload(p) as usize + 112);
+    }
+
+    #[test]
+    fn in_order_consolidation_reports_a_fast_block_written_after_free() {
+        let mut h = heap();
+        let p = h.malloc(100).unwrap().as_ptr();
+        let _guard = h.malloc(100).unwrap();
+        // SAFETY: a live block of this heap, freed once.
+        unsafe { h.free(p) }.unwrap();
+        // SAFETY: p's payload is the heap's memory; the write after free is the point.
+        unsafe { p.add(8).cast::<u64>().write(7) };
+        assert_eq!(h.consolidate_in_order(), Err(corrupt_fast(Call::Malloc, p)));
+    }
+
+    #[test]
+    fn in_order_consolidation_reports_a_header_overwritten_between_fast_blocks() {
+        let mut h = heap();
+        let p = h.malloc(100).unwrap().as_ptr();
+        let live = h.malloc(100).unwrap().as_ptr();
+        let q = h.malloc(100).unwrap().as_ptr();
+        let _guard = h.malloc(100).unwrap();
+        for x in [p, q] {
+            // SAFETY: a live block of this heap, freed once.
+            unsafe { h.free(x) }.unwrap();
+        }
+        let b = of_payload(live);
+        // SAFETY: b is live's header, in the heap's memory; the overflow into it is the point.
+        unsafe { b.cast::<u64>().write(0x1234) };
+        assert_eq!(h.consolidate_in_order(), Err(corrupt(Call::Malloc, b)));
     }
 }

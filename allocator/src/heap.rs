@@ -236,7 +236,7 @@ fn misuse(call: Call, kind: MisuseKind, addr: *mut u8) -> Error {
 }
 
 #[inline]
-fn corrupt(call: Call, addr: *mut u8) -> Error {
+pub(crate) fn corrupt(call: Call, addr: *mut u8) -> Error {
     misuse(call, MisuseKind::CorruptTag, addr)
 }
 
@@ -500,7 +500,7 @@ impl<S: Source> Heap<S> {
     /// overwrites them) and that they point back at it. Inlined: `realloc`'s growth in place
     /// calls it for nearly every block it grows into.
     #[inline(always)]
-    fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
+    pub(crate) fn unlink(&mut self, b: *mut u8, size: usize, call: Call) -> Result<(), Error> {
         // SAFETY: b is a free block of `size` bytes (checked by the caller's tag check).
         let (n, p) = unsafe { (binning::next(b), binning::prev(b)) };
         if !self.link_in_heap(n) || !self.link_in_heap(p) {
@@ -747,7 +747,7 @@ impl<S: Source> Heap<S> {
     ///
     /// # Safety
     /// `b` must be a block or epilogue of the heap whose `PREV_USED` bit is clear.
-    unsafe fn free_before(&self, b: *mut u8, call: Call) -> Result<Tag, Error> {
+    pub(crate) unsafe fn free_before(&self, b: *mut u8, call: Call) -> Result<Tag, Error> {
         // SAFETY: a clear PREV_USED bit means a free block, with its footer, ends just before b.
         unsafe {
             let ft = footer_before(b).ok_or_else(|| corrupt(call, b.sub(8)))?;
@@ -1024,9 +1024,25 @@ impl<S: Source> Heap<S> {
             // Leave b's own header marked free, so a second free of it is caught as one.
             set_header(b, t.with(USED, false));
             self.stats.sub_live(size - 8);
-            let merged = total;
-            let end = start as usize + total + 8;
-            let at_top = !self.top.is_null() && end == (*self.top).end;
+            let at_top = self.settle(start, total, pu);
+            Ok((total, at_top))
+        }
+    }
+
+    /// Makes `[start, start + total)` one free block in its bin, its `PREV_USED` bit `pu`,
+    /// trimming the top first when the block ends the top segment and the trim policy says so
+    /// ([`Config::trim_delay`]); returns whether it ends the top segment.
+    ///
+    /// # Safety
+    /// The range must be blocks of one segment that nothing uses and no list holds, the block
+    /// after it must already say its predecessor is free, and `total >= MIN_BLOCK`.
+    pub(crate) unsafe fn settle(&mut self, start: *mut u8, mut total: usize, pu: bool) -> bool {
+        let end = start as usize + total + 8;
+        // SAFETY: top, when not null, is a live segment record.
+        let at_top = !self.top.is_null() && end == unsafe { (*self.top).end };
+        // SAFETY: the range is free and the caller's to rewrite (contract); a trim gives back
+        // only its tail past the pad.
+        unsafe {
             if at_top && total >= self.config.trim_threshold {
                 // The top shrank since the last such free: it was allocated from; count afresh.
                 if total < self.trim_last {
@@ -1047,8 +1063,8 @@ impl<S: Source> Heap<S> {
             set_header(start, mt);
             set_footer(start, mt);
             self.bins.insert(start, total);
-            Ok((merged, at_top))
         }
+        at_top
     }
 
     /// Gives back to the break the free space past `top_pad` of the top segment's last block, free,
