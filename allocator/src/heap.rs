@@ -1512,22 +1512,23 @@ mod tests {
         }
     }
 
-    /// A refill's blocks are carved from each free block found, as many as it holds: a free block
-    /// of three blocks and a 16-byte sliver gives three adjacent blocks, the last taking the
-    /// sliver; the rest come from the top. Every block is a valid allocated block, counted live,
-    /// and each may be freed as soon as it is handed out.
+    /// A heap of 1 MiB of simulated memory, fast lists off: every free coalesces and bins.
+    fn heap_without_fast_lists() -> Heap<Sim> {
+        Heap::with_config(
+            Sim::new(1 << 20),
+            Config {
+                fast_lists: false,
+                ..Config::default()
+            },
+        )
+    }
+
     /// The head of a larger bin, taken without a search, is checked to be a free block: a header
     /// overwritten into a fence (or a mapped chunk's) is reported, not split and handed out.
     #[test]
     fn a_larger_bins_head_with_a_fence_or_mapped_header_is_reported() {
         for flag in [FENCE, MAPPED] {
-            let mut h = Heap::with_config(
-                Sim::new(1 << 20),
-                Config {
-                    fast_lists: false,
-                    ..Config::default()
-                },
-            );
+            let mut h = heap_without_fast_lists();
             let big = h.malloc(5000).unwrap().as_ptr();
             let _guard = h.malloc(100).unwrap();
             let b = block::of_payload(big);
@@ -1585,13 +1586,7 @@ mod tests {
     /// fit behind it is what `malloc` gets (only an exact size ends the search early).
     #[test]
     fn find_takes_the_exact_fit_behind_a_larger_block_of_its_bin() {
-        let mut h = Heap::with_config(
-            Sim::new(1 << 20),
-            Config {
-                fast_lists: false,
-                ..Config::default()
-            },
-        );
+        let mut h = heap_without_fast_lists();
         // Blocks of 2048 and 2064 bytes: one ranged bin, kept apart by live guards.
         let exact = h.malloc(2040).unwrap().as_ptr();
         let _guard = h.malloc(100).unwrap();
@@ -1609,15 +1604,13 @@ mod tests {
         h.check().unwrap();
     }
 
+    /// A refill's blocks are carved from each free block found, as many as it holds: a free block
+    /// of three blocks and a 16-byte sliver gives three adjacent blocks, the last taking the
+    /// sliver; the rest come from the top. Every block is a valid allocated block, counted live,
+    /// and each may be freed as soon as it is handed out.
     #[test]
     fn alloc_many_carves_runs_from_the_free_blocks_it_finds() {
-        let mut h = Heap::with_config(
-            Sim::new(1 << 20),
-            Config {
-                fast_lists: false,
-                ..Config::default()
-            },
-        );
+        let mut h = heap_without_fast_lists();
         let need = block_size(1000).unwrap();
         let hole = h.malloc(3 * need + 16 - 8).unwrap().as_ptr();
         let guard = h.malloc(100).unwrap().as_ptr();

@@ -176,6 +176,19 @@ pub fn set_errno(value: i32) {
 
 #[cfg(test)]
 mod tests {
+    /// Closes the pipe's write end, then reads what it holds (up to 4 KiB) and closes the read end.
+    fn read_back(fds: [i32; 2]) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        // SAFETY: the write end is ours, closed once; buf has room for its length.
+        let n = unsafe {
+            libc::close(fds[1]);
+            libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len())
+        };
+        // SAFETY: the read end is ours, closed once.
+        unsafe { libc::close(fds[0]) };
+        buf[..n.max(0) as usize].to_vec()
+    }
+
     #[test]
     fn page_size_matches_the_kernel() {
         // SAFETY: sysconf has no preconditions.
@@ -195,15 +208,7 @@ mod tests {
         // SAFETY: errno is this thread's own.
         unsafe { *libc::__errno_location() = libc::EINTR };
         super::write_fd(fds[1], b"once\n");
-        let mut buf = [0u8; 4096];
-        // SAFETY: the write end is ours, closed once; buf has room for its length.
-        let n = unsafe {
-            libc::close(fds[1]);
-            libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len())
-        };
-        // SAFETY: the read end is ours, closed once.
-        unsafe { libc::close(fds[0]) };
-        assert_eq!(&buf[..n as usize], b"once\n");
+        assert_eq!(read_back(fds), b"once\n");
     }
 
     #[test]
@@ -214,14 +219,6 @@ mod tests {
         let text = b"tagalloc: stats\nmallocs 3\n";
         super::write_fd(fds[1], text);
         super::write_fd(fds[1], b"");
-        let mut buf = [0u8; 64];
-        // SAFETY: the write end is ours, closed once; buf has room for its length.
-        let n = unsafe {
-            libc::close(fds[1]);
-            libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len())
-        };
-        // SAFETY: the read end is ours, closed once.
-        unsafe { libc::close(fds[0]) };
-        assert_eq!(&buf[..n as usize], text);
+        assert_eq!(read_back(fds), text);
     }
 }
