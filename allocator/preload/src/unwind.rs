@@ -13,7 +13,7 @@
 //! to the real unwinder in `libgcc_s`), and `libgcc_s` is no longer needed. If one were ever
 //! called, it would say so on stderr and abort, as any internal error does.
 
-/// What every inert entry point does.
+/// What every inert entry point but `_Unwind_Backtrace` does.
 extern "C" fn unreachable_unwind() -> ! {
     core_alloc::os::write_stderr(
         b"tagalloc: internal error: unwinding inside the preload library\n",
@@ -21,8 +21,14 @@ extern "C" fn unreachable_unwind() -> ! {
     core_alloc::os::abort()
 }
 
+/// `_Unwind_Backtrace`: no frames (`_URC_END_OF_STACK`). std's panic hook, asked for a backtrace
+/// by `RUST_BACKTRACE` in a debug build, prints an empty one instead of aborting before it.
+extern "C" fn no_frames() -> core::ffi::c_int {
+    5
+}
+
 macro_rules! inert {
-    ($($name:literal),* $(,)?) => {
+    ($stub:ident: $($name:literal),* $(,)?) => {
         core::arch::global_asm!(
             $(
                 concat!(".globl ", $name),
@@ -31,13 +37,14 @@ macro_rules! inert {
                 concat!($name, ":"),
                 "jmp {stub}",
             )*
-            stub = sym unreachable_unwind,
+            stub = sym $stub,
         );
     };
 }
 
+inert!(no_frames: "_Unwind_Backtrace");
 inert!(
-    "_Unwind_Backtrace",
+    unreachable_unwind:
     "_Unwind_DeleteException",
     "_Unwind_FindEnclosingFunction",
     "_Unwind_GetCFA",
