@@ -26,6 +26,8 @@ use core_alloc::source::{Region, Reserved, Source, System};
 use core_alloc::Error;
 
 mod trace;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod unwind;
 
 /// The real break when tagalloc is the process's `malloc`, a private one otherwise.
 struct Break {

@@ -159,6 +159,26 @@ if command -v objdump >/dev/null; then
 else
     printf 'skip %s: objdump is not installed\n' "$name"
 fi
+
+# The library does not load the unwinder: on x86-64 Linux it defines std's references to
+# _Unwind_* itself, hidden and inert (src/unwind.rs), so libgcc_s.so.1 is not needed and a
+# preloaded program does not map it (about 100 KiB of resident memory per process).  Whether
+# those copies stay private is checked by the exceptions program below.
+name="libtagalloc.so does not need libgcc_s"
+if [[ $(uname -m) != x86_64 ]]; then
+    printf 'skip %s: the inert unwinder is x86-64 only\n' "$name"
+elif ! command -v objdump >/dev/null; then
+    printf 'skip %s: objdump is not installed\n' "$name"
+else
+    needed=$(objdump -p "$so" | awk '$1 == "NEEDED" { printf "%s ", $2 }')
+    if [[ $needed == *libgcc_s* ]]; then
+        fail "$name" "NEEDED: $needed"
+    elif nm -D --defined-only "$so" | grep -q ' _Unwind_'; then
+        fail "$name" "it exports $(nm -D --defined-only "$so" | grep -m 1 ' _Unwind_')"
+    else
+        ok "$name (NEEDED: $needed)"
+    fi
+fi
 preload=LD_PRELOAD=$so
 
 # --- 2. the C programs ------------------------------------------------------
@@ -172,6 +192,17 @@ for p in "${programs[@]}"; do
 done
 [[ $compiled -eq 1 ]] && ok "compile the C programs (gcc -O2 -pthread -Wall -Werror)"
 [[ $compiled -eq 1 ]] || finish
+# C++ exceptions under the preload: the unwinder of libgcc_s, not the library's inert copies.
+cxx=0
+if command -v g++ >/dev/null; then
+    if g++ -O2 -g -pthread -Wall -Werror -o "$bin/exceptions" "$here/c/exceptions.cc" 2>"$logs/gxx-exceptions.err"; then
+        cxx=1
+    else
+        fail "compile exceptions.cc" "$(first_line "$logs/gxx-exceptions.err")"
+    fi
+else
+    printf 'skip exceptions: g++ is not installed\n'
+fi
 
 # A program that must succeed: exit 0, a summary on stdout, nothing on stderr
 # but tagalloc's report, and the report must show brk and mmap.
@@ -199,6 +230,7 @@ clean_run() {
 clean_run threads 120
 clean_run fork 120
 clean_run foreign_sbrk 60
+[[ $cxx -eq 1 ]] && clean_run exceptions 120
 
 # repeat_run NAME TIMES SECONDS -- COMMAND...: COMMAND under the preload,
 # TIMES runs, each killed after SECONDS; every run must exit 0 (a hang is a
