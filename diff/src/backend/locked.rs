@@ -19,13 +19,13 @@
 //! [`Op::Fork`]: crate::op::Op::Fork
 
 use std::ptr::NonNull;
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tagalloc::source::Sim;
 
+use super::handoff::{Mailbox, Received};
 use super::spare::Spare;
 use tagalloc::{cache, Config, Error, LockedHeap};
 
@@ -83,9 +83,10 @@ struct Sent<T>(T);
 // alive until the answer comes back; the heap they refer to is `Sync`.
 unsafe impl<T> Send for Sent<T> {}
 
+/// A worker thread and the mailbox it takes its jobs from ([`Mailbox`]: a handoff costs no system
+/// call while both threads have a core).
 struct Worker {
-    jobs: Sender<Sent<Job>>,
-    done: Receiver<Sent<Done>>,
+    mailbox: Arc<Mailbox<Sent<Job>, Sent<Done>>>,
     handle: JoinHandle<()>,
 }
 
@@ -152,40 +153,32 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
     }
 
     fn spawn(&self) -> Worker {
-        let (jobs, inbox) = channel::<Sent<Job>>();
-        let (outbox, done) = channel::<Sent<Done>>();
         let shared = Shared::<S>(&*self.heap);
-        let handle = std::thread::spawn(move || {
-            let shared = shared;
+        let mut near_seen = cache::Seen::new();
+        let (mailbox, handle) = Mailbox::spawn(move |Sent(job): Sent<Job>| {
             let heap = shared.heap();
-            let mut near_seen = cache::Seen::new();
-            while let Ok(Sent(job)) = inbox.recv() {
-                let mut run = || match job {
-                    // SAFETY: the runner's contract for `Backend::call`, passed on unchanged.
-                    Job::Call(req) => Done::Reply(unsafe { call(heap, req) }),
-                    Job::Inspect => Done::Inspected(
-                        heap.check_caches()
-                            .map(|()| cached(heap))
-                            .map_err(|c| c.to_string()),
-                    ),
-                    Job::CheckNear => Done::Inspected(
-                        heap.check_caches_seen(&mut near_seen)
-                            .map(|()| Vec::new())
-                            .map_err(|c| c.to_string()),
-                    ),
-                    // SAFETY: the sender keeps the checker alive until it has the answer.
-                    Job::Fork(check) => Done::Checked(fork_and_check(heap, unsafe { &*check })),
-                };
-                let answer = match runner::guarded(|| Ok(run())) {
-                    Ok(done) => done,
-                    Err(f) => Done::Panicked(f.to_string()),
-                };
-                if outbox.send(Sent(answer)).is_err() {
-                    break;
-                }
-            }
+            let mut run = || match job {
+                // SAFETY: the runner's contract for `Backend::call`, passed on unchanged.
+                Job::Call(req) => Done::Reply(unsafe { call(heap, req) }),
+                Job::Inspect => Done::Inspected(
+                    heap.check_caches()
+                        .map(|()| cached(heap))
+                        .map_err(|c| c.to_string()),
+                ),
+                Job::CheckNear => Done::Inspected(
+                    heap.check_caches_seen(&mut near_seen)
+                        .map(|()| Vec::new())
+                        .map_err(|c| c.to_string()),
+                ),
+                // SAFETY: the sender keeps the checker alive until it has the answer.
+                Job::Fork(check) => Done::Checked(fork_and_check(heap, unsafe { &*check })),
+            };
+            Sent(match runner::guarded(|| Ok(run())) {
+                Ok(done) => done,
+                Err(f) => Done::Panicked(f.to_string()),
+            })
         });
-        Worker { jobs, done, handle }
+        Worker { mailbox, handle }
     }
 
     /// Runs `job` on the current worker (started if need be), or `None` without workers.
@@ -196,11 +189,14 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
             self.workers.as_mut()?[current] = Some(w);
         }
         let w = self.workers.as_ref()?[current].as_ref()?;
-        w.jobs.send(Sent(job)).ok()?;
-        match w.done.recv() {
-            Ok(Sent(Done::Panicked(message))) => panic!("on thread {current}: {message}"),
-            Ok(Sent(done)) => Some(done),
-            Err(_) => panic!("tagalloc-diff: worker thread {current} died"),
+        match w.mailbox.ask(Sent(job)) {
+            Received::Got(Sent(Done::Panicked(message))) => {
+                panic!("on thread {current}: {message}")
+            }
+            Received::Got(Sent(done)) => Some(done),
+            Received::Closed | Received::Gone => {
+                panic!("tagalloc-diff: worker thread {current} died")
+            }
         }
     }
 
@@ -254,7 +250,7 @@ impl<S: TestSource + Send + 'static> LockedBackend<S> {
 
     /// Ends a worker and waits for its exit (which returns its cache to the heap).
     fn join(worker: Worker) {
-        drop(worker.jobs);
+        worker.mailbox.close();
         // A panic in its exit path (the cache's destructor) is the allocator's: the worker's
         // jobs are guarded, so nothing else can panic there.
         if worker.handle.join().is_err() && !std::thread::panicking() {

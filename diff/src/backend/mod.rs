@@ -9,6 +9,7 @@
 //! few dozen lines and a broken test backend is easy to write.
 
 pub mod dylib;
+mod handoff;
 pub mod libc;
 pub mod locked;
 pub mod spare;
