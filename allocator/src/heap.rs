@@ -1657,4 +1657,43 @@ mod tests {
         assert_eq!(h.check(), Ok(()));
         assert_eq!(h.stats().live_blocks, live + 4);
     }
+
+    /// A `realloc` that moves a block re-reads its header after allocating the new one: when
+    /// that allocation freed the old block behind its back (here a forged fast-list entry, a
+    /// block of a sliver more than the list's size carrying a forged mark, is consolidated),
+    /// the block itself is reported corrupt, rather than freed a second time (which would name
+    /// the block after it).
+    #[test]
+    fn a_move_that_finds_its_old_block_freed_reports_it() {
+        let mut h = Heap::with_config(
+            Sim::new(1 << 20),
+            Config {
+                top_pad: 0,
+                ..Config::DEFAULT
+            },
+        );
+        let r = h.malloc(1032).unwrap().as_ptr();
+        let q = h.malloc(1032).unwrap().as_ptr();
+        let _guard = h.malloc(24).unwrap();
+        // A block of 1056 bytes: too large for the fast lists' double-free check in `locate`.
+        let p = h.malloc(1048).unwrap().as_ptr();
+        let _guard2 = h.malloc(24).unwrap();
+        // SAFETY: r and q are live blocks of this heap, freed once: the fast list of 1040 bytes
+        // holds q, then r.
+        unsafe {
+            h.free(r).unwrap();
+            h.free(q).unwrap();
+        }
+        // SAFETY: q is a fast block and p a live block of the heap, each with 24+ payload bytes;
+        // forging the list (q, then p) is the point.
+        unsafe {
+            crate::link::store(q, p);
+            crate::link::store(p, ptr::null_mut());
+            p.add(8).cast::<usize>().write(crate::cache::mark(p));
+        }
+        // Too large for the free memory: the move's allocation consolidates the fast lists.
+        // SAFETY: p is live (to `locate`); the misuse above is what is under test.
+        let e = unsafe { h.realloc(p, 8000) }.unwrap_err();
+        assert_eq!(e, corrupt(Call::Realloc, block::of_payload(p)));
+    }
 }

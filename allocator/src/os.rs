@@ -211,6 +211,71 @@ mod tests {
         assert_eq!(read_back(fds), b"once\n");
     }
 
+    /// A write cut short (a signal interrupts it once part of the bytes is in the full pipe) is
+    /// retried with the rest: every byte arrives, in order, once.
+    #[test]
+    fn write_fd_retries_a_short_write() {
+        extern "C" fn nothing(_: i32) {}
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // A handler without SA_RESTART: a blocked write returns what it wrote so far.
+        // SAFETY: a zeroed sigaction is valid; the handler does nothing, so it is
+        // async-signal-safe; the old action is restored below.
+        let old = unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = nothing as extern "C" fn(i32) as usize;
+            let mut old: libc::sigaction = core::mem::zeroed();
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, &mut old), 0);
+            old
+        };
+        // SAFETY: pthread_self has no preconditions.
+        let writer = unsafe { libc::pthread_self() };
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&done);
+        // Signals for the writing thread alone, until it is done.
+        let signaller = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: the writer thread outlives this one (joined before it goes on).
+                unsafe { libc::pthread_kill(writer, libc::SIGUSR1) };
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        // The reader starts late, so the pipe is full and the write blocked when signals come.
+        let rfd = fds[0];
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                // SAFETY: buf has room for its length; the read end is ours.
+                let n = unsafe { libc::read(rfd, buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n as usize]);
+            }
+            got
+        });
+        // Four times a pipe's default capacity.
+        let text: Vec<u8> = (0..256 << 10).map(|i| (i % 251) as u8).collect();
+        super::write_fd(fds[1], &text);
+        done.store(true, Ordering::Relaxed);
+        signaller.join().unwrap();
+        // SAFETY: the write end is ours, closed once; the old action was valid.
+        unsafe {
+            libc::close(fds[1]);
+            libc::sigaction(libc::SIGUSR1, &old, core::ptr::null_mut());
+        }
+        let got = reader.join().unwrap();
+        // SAFETY: the read end is ours, closed once.
+        unsafe { libc::close(fds[0]) };
+        assert_eq!(got.len(), text.len());
+        assert!(got == text, "the bytes arrive in order, once");
+    }
+
     #[test]
     fn write_fd_writes_all_the_bytes() {
         let mut fds = [0; 2];

@@ -643,6 +643,26 @@ mod tests {
         }
     }
 
+    /// A block just returned whose payload lies inside a segment's record, below its first
+    /// block's payload, is in no segment: the local check reports it (invariant 2), while the
+    /// first block's own payload passes.
+    #[test]
+    fn the_local_check_reports_a_live_block_inside_a_segment_record() {
+        let mut h = Heap::new(Sim::new(1 << 20));
+        let p = h.malloc(100).unwrap().as_ptr() as usize;
+        let first = h.segments as usize + crate::heap::SEG_HEAD + 8;
+        assert_eq!(p, first, "the first block of the heap's only segment");
+        let at = |addr| Near {
+            addr,
+            from: None,
+            live: true,
+        };
+        assert_eq!(h.check_near(&[at(p)]), Ok(()));
+        let inside = first - 16;
+        let e = h.check_near(&[at(inside)]).unwrap_err();
+        assert_eq!((e.invariant, e.addr), (2, inside), "{e}");
+    }
+
     #[test]
     fn a_checkpoint_walk_sees_fresh_memory_near_the_frontier_and_the_whole_walk_all_of_it() {
         let mut h = Heap::new(Sim::new(4 << 20));

@@ -209,6 +209,31 @@ fn a_clobbered_free_block_is_caught_by_malloc() {
     expect(r, Call::Malloc, MisuseKind::CorruptFree, a as usize);
 }
 
+/// A free block whose header was overwritten with the `FENCE` or the `MAPPED` flag is reported
+/// by the `malloc` that meets it in a ranged bin even when that `malloc` would not take it (it is
+/// too small, and a larger block further down the bin fits).
+#[test]
+fn a_free_block_flagged_fence_or_mapped_is_caught_by_a_malloc_that_passes_it() {
+    for flag in [8u64, 4] {
+        let mut h = coalescing_heap();
+        // Blocks of 1200 and 1040 bytes share the ranged bin [1024, 1280).
+        let big = m(&mut h, 1192);
+        let _guard = m(&mut h, 24);
+        let small = m(&mut h, 1032);
+        let _guard2 = m(&mut h, 24);
+        f(&mut h, big);
+        // Freed last, the small block is the bin's head: the scan meets it first.
+        f(&mut h, small);
+        // SAFETY: the header of a free block of the heap; corrupting it is the point.
+        unsafe {
+            let header = small.sub(8).cast::<u64>();
+            header.write(header.read() | flag);
+        }
+        let r = h.malloc(1192).map(|_| ());
+        expect(r, Call::Malloc, MisuseKind::CorruptFree, small as usize);
+    }
+}
+
 /// A freed block of `n` bytes between two live ones, then words of its payload overwritten
 /// (`(word index, value)` pairs from `words`, given the payload), must make the next `malloc(n)`
 /// report it without following the overwritten links; the walker must see it first
