@@ -1067,7 +1067,6 @@ mod tests {
         assert_eq!(limit(CLASSES - 1), 2);
     }
 
-    /// Every [`TRIPS_TO_GROW`]th lock trip doubles a class's limit, up to its bound and the owner's cap.
     /// The local check skips a class only while its head, count and limit are all as recorded: a
     /// change to any one of them, in any class (the first and last of a compared chunk, the first
     /// medium class, the last class), is checked at once; an unchanged cache is not.
@@ -1095,6 +1094,7 @@ mod tests {
         }
     }
 
+    /// Every [`TRIPS_TO_GROW`]th lock trip doubles a class's limit, up to its bound and the owner's cap.
     #[test]
     fn trips_double_the_limit_up_to_its_bound() {
         let mut c = ThreadCache::new();
